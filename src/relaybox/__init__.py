@@ -1,0 +1,6 @@
+"""Relaybox: self-hosted notification automations that speak Courier's API."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -1,0 +1,134 @@
+"""Composition root: builds the store, providers, engine, services and app from Settings.
+
+The only module that imports concrete storage and provider backends.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from relaybox.api.app import create_app
+from relaybox.clock import Clock, SystemClock
+from relaybox.engine.engine import Engine
+from relaybox.engine.messaging import Messenger
+from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.send import SendStep
+from relaybox.errors import ValidationError
+from relaybox.providers import registry
+from relaybox.providers.outbound import OutboundGuard
+from relaybox.scheduler.timers import TimerLoop
+from relaybox.services.automations import AutomationService
+from relaybox.services.container import Services
+from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
+from relaybox.services.messages import MessageService
+from relaybox.services.notifications import NotificationService
+from relaybox.services.providers import ProviderService
+from relaybox.settings import Settings
+from relaybox.storage.base import Store
+from relaybox.storage.sqlite import SqliteStore, path_from_url
+from relaybox.templates.render import validate_content
+
+log = logging.getLogger("relaybox")
+
+
+def create_store(url: str) -> Store:
+    if url.startswith("sqlite:"):
+        return SqliteStore(path_from_url(url))
+    raise ValidationError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    services: Services
+    engine: Engine | None
+    timers: TimerLoop | None
+    pool: ProviderPool
+    http: httpx.AsyncClient
+    app: FastAPI
+    #: Called once started, with the key created on this start (if none existed), so the
+    #: CLI can print it exactly once.
+    on_started: Callable[[str | None], None] | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        if self.settings.api_key:
+            await self.services.keys.register(self.settings.api_key, DEFAULT_WORKSPACE)
+        created = None
+        if not self.settings.api_key and await self.services.keys.count() == 0:
+            created = await self.services.keys.create(DEFAULT_WORKSPACE)
+        if self.engine is not None:
+            # One process owns a SQLite file, so runs claimed by an earlier (crashed) process
+            # can be resumed at once instead of after their lease expires.
+            await self.store.release_leases(self.services.clock.now())
+            self.engine.start()
+        if self.timers is not None:
+            self.timers.start()
+        if self.on_started is not None:
+            self.on_started(created)
+
+    async def stop(self) -> None:
+        if self.timers is not None:
+            await self.timers.stop()
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.pool.aclose()
+        await self.http.aclose()
+        await self.store.close()
+
+
+def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = True) -> Runtime:
+    clock = clock or SystemClock()
+    store = create_store(settings.database_url)
+    http = httpx.AsyncClient(follow_redirects=False)
+    guard = OutboundGuard(allow=settings.outbound_allow)
+    factory = functools.partial(registry.build_provider, http_client=http, guard=guard)
+    pool = ProviderPool(store=store, factory=factory, clock=clock)
+    messenger = Messenger(store=store, providers=pool)
+    engine = None
+    timers = None
+    if run_engine:
+        engine = Engine(
+            store=store,
+            clock=clock,
+            send=SendStep(store=store, messenger=messenger),
+            lease_seconds=settings.lease_seconds,
+            concurrency=settings.concurrency,
+        )
+        timers = TimerLoop(engine=engine, clock=clock)
+    services = Services(
+        clock=clock,
+        keys=KeyService(store=store, clock=clock),
+        idempotency=IdempotencyService(store=store, clock=clock),
+        automations=AutomationService(store=store, clock=clock, engine=engine),
+        notifications=NotificationService(
+            store=store, clock=clock, validate_content=validate_content
+        ),
+        providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
+        messages=MessageService(store=store),
+    )
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        services=services,
+        engine=engine,
+        timers=timers,
+        pool=pool,
+        http=http,
+        app=FastAPI(),
+    )
+    runtime.app = create_app(
+        services,
+        max_body_bytes=settings.max_body_bytes,
+        on_startup=runtime.start,
+        on_shutdown=runtime.stop,
+    )
+    return runtime

@@ -1,0 +1,217 @@
+"""The run state machine: ``decide(run, event, now) -> Decision``, with no I/O and no clock.
+
+The engine feeds events in (a worker picked the run up, a step's I/O finished, someone
+canceled), persists the returned run, and performs the effect the decision names. Keeping
+this pure means every backend behaves identically and every transition is unit-testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from relaybox.domain import delays
+from relaybox.domain.retry import RetryPolicy
+from relaybox.domain.run import Run, RunStatus, StepState, StepStatus
+from relaybox.errors import ValidationError
+
+#: Steps whose work is I/O the engine performs (the state machine only asks for it).
+EXECUTED_ACTIONS = frozenset({"send"})
+
+
+@dataclass(frozen=True)
+class Advance:
+    """A worker holds the run and asks what to do next."""
+
+
+@dataclass(frozen=True)
+class StepSucceeded:
+    index: int
+    message_id: str | None = None
+    output: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    index: int
+    error: str
+    retryable: bool
+    retry_after: float | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    """Cancel this run (console, API); cancel steps cancel other runs by token in storage."""
+
+
+Event = Advance | StepSucceeded | StepFailed | CancelRequested
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: Run
+    #: Index of a step whose I/O the engine must perform, then report back.
+    execute: int | None = None
+    #: Cancel every other active run of the workspace carrying this token, in the same commit.
+    cancel_token: str | None = None
+    #: Stop working on the run until this time (a delay's wake time or a retry).
+    release_until: float | None = None
+
+    @property
+    def yields(self) -> bool:
+        """True when the worker should commit and let go of the run."""
+        return self.run.finished or self.release_until is not None
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def decide(run: Run, event: Event, now: float, policy: RetryPolicy | None = None) -> Decision:
+    policy = policy or RetryPolicy()
+    if isinstance(event, CancelRequested):
+        return _cancel(run, now)
+    if run.finished:
+        return Decision(run)
+    if isinstance(event, StepSucceeded):
+        return _succeeded(run, event, now)
+    if isinstance(event, StepFailed):
+        return _failed(run, event, now, policy)
+    return _advance(run, now)
+
+
+def _advance(run: Run, now: float) -> Decision:
+    if run.cursor >= len(run.steps):
+        return Decision(replace(run, status=RunStatus.PROCESSED, updated_at=now))
+    step = run.steps[run.cursor]
+    spec = run.steps_def[run.cursor]
+    try:
+        _check_supported(spec)
+    except _Unsupported as exc:
+        return _fail_step(run, step, str(exc), now)
+    if step.action == "delay":
+        return _delay(run, step, spec, now)
+    if step.action == "cancel":
+        done = _finish_step(run, step, now, output={"cancelation_token": spec["cancelation_token"]})
+        return Decision(done, cancel_token=str(spec["cancelation_token"]))
+    started = replace(
+        step,
+        status=StepStatus.PROCESSING,
+        started_at=step.started_at or now,
+        updated_at=now,
+        attempts=step.attempts + 1,
+    )
+    running = replace(run.with_step(started), status=RunStatus.PROCESSING, updated_at=now)
+    return Decision(running, execute=step.index)
+
+
+def _check_supported(spec: dict[str, Any]) -> None:
+    action = spec["action"]
+    if action not in EXECUTED_ACTIONS | {"delay", "cancel"}:
+        raise _Unsupported(
+            f'The "{action}" step is accepted but not executed by this version of Relaybox'
+        )
+    if spec.get("if") is not None:
+        raise _Unsupported("Step conditions (if) are accepted but not evaluated by this version")
+    for value in spec.values():
+        if isinstance(value, dict) and "$ref" in value:
+            raise _Unsupported("$ref accessors are accepted but not resolved by this version")
+        if isinstance(value, str) and "${" in value:
+            raise _Unsupported("${...} interpolation is accepted but not evaluated by this version")
+
+
+def _delay(run: Run, step: StepState, spec: dict[str, Any], now: float) -> Decision:
+    if step.status is StepStatus.WAITING and step.wake_at is not None:
+        if now >= step.wake_at:
+            return Decision(_finish_step(run, step, now, output=step.output))
+        return Decision(run, release_until=step.wake_at)
+    try:
+        wake = delays.wake_time(duration=spec.get("duration"), until=spec.get("until"), now=now)
+    except ValidationError as exc:
+        return _fail_step(run, step, exc.message, now)
+    output = {"wake_at": wake}
+    if wake <= now:
+        return Decision(_finish_step(run, step, now, output=output))
+    waiting = replace(
+        step,
+        status=StepStatus.WAITING,
+        started_at=step.started_at or now,
+        updated_at=now,
+        wake_at=wake,
+        output=output,
+    )
+    return Decision(
+        replace(run.with_step(waiting), status=RunStatus.WAITING, updated_at=now),
+        release_until=wake,
+    )
+
+
+def _finish_step(
+    run: Run,
+    step: StepState,
+    now: float,
+    *,
+    message_id: str | None = None,
+    output: dict[str, Any] | None = None,
+) -> Run:
+    done = replace(
+        step,
+        status=StepStatus.PROCESSED,
+        started_at=step.started_at or now,
+        updated_at=now,
+        message_id=message_id or step.message_id,
+        output=output if output is not None else step.output,
+        error=None,
+    )
+    return replace(
+        run.with_step(done),
+        cursor=step.index + 1,
+        status=RunStatus.PROCESSING,
+        updated_at=now,
+    )
+
+
+def _fail_step(run: Run, step: StepState, error: str, now: float) -> Decision:
+    failed = replace(
+        step,
+        status=StepStatus.ERROR,
+        started_at=step.started_at or now,
+        updated_at=now,
+        error=error,
+    )
+    return Decision(
+        replace(
+            run.with_step(failed),
+            status=RunStatus.ERROR,
+            error=f"Step {step.index + 1} ({step.action}) failed: {error}",
+            updated_at=now,
+        )
+    )
+
+
+def _succeeded(run: Run, event: StepSucceeded, now: float) -> Decision:
+    step = _current(run, event.index)
+    return Decision(_finish_step(run, step, now, message_id=event.message_id, output=event.output))
+
+
+def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Decision:
+    step = replace(_current(run, event.index), message_id=event.message_id)
+    if not event.retryable or policy.exhausted(step.attempts):
+        suffix = "" if not event.retryable else f" (gave up after {step.attempts} attempts)"
+        return _fail_step(run, step, event.error + suffix, now)
+    pending = replace(step, status=StepStatus.PROCESSING, updated_at=now, error=event.error)
+    retry_at = now + policy.backoff(step.attempts, event.retry_after)
+    return Decision(replace(run.with_step(pending), updated_at=now), release_until=retry_at)
+
+
+def _cancel(run: Run, now: float) -> Decision:
+    if run.finished:
+        return Decision(run)
+    return Decision(replace(run, status=RunStatus.CANCELED, updated_at=now))
+
+
+def _current(run: Run, index: int) -> StepState:
+    if index != run.cursor:
+        raise ValueError(f"step {index} reported but the run is at step {run.cursor}")
+    return run.steps[index]

@@ -1,0 +1,171 @@
+"""The engine: executes runs by applying the state machine's decisions and persisting them.
+
+A run is worked on by one worker at a time, which holds it under a lease whose fencing
+token every commit checks; each step's outcome is committed before the next step starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+
+from relaybox.clock import Clock
+from relaybox.domain.retry import RetryPolicy
+from relaybox.domain.run import Run, StepStatus
+from relaybox.domain.transitions import Advance, Decision, StepFailed, decide
+from relaybox.engine.steps.send import SendStep
+from relaybox.errors import StaleLease
+from relaybox.storage.base import Message, MessageEvent, Store
+
+log = logging.getLogger("relaybox.engine")
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        send: SendStep,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 60.0,
+        concurrency: int = 64,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.owner = owner or f"worker-{secrets.token_hex(6)}"
+        self.lease_seconds = lease_seconds
+        self._send = send
+        self._policy = policy or RetryPolicy()
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[Run] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._wake_listeners: list[asyncio.Event] = []
+        self._next_wake: list[float] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"relaybox-worker-{i}")
+            for i in range(self._concurrency)
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the steps in progress, then hand every claimed run back to the database."""
+        self._stopping = True
+        for task in self._workers:
+            if task not in self._running:
+                task.cancel()
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=grace)
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self._queue = asyncio.Queue()
+        await self.store.release_leases(self.clock.now(), self.owner)
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def submit(self, run: Run) -> None:
+        """Queue a run this worker has claimed (or created already claimed)."""
+        self._queue.put_nowait(run)
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize() + len(self._running)
+
+    def on_release(self, listener: asyncio.Event) -> None:
+        """Set ``listener`` whenever a run is released with a due time (e.g. starts waiting)."""
+        self._wake_listeners.append(listener)
+
+    # --- execution ---------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._stopping:
+            run = await self._queue.get()
+            self._running.add(me)
+            try:
+                await self.process(run)
+            except StaleLease as exc:
+                log.info("dropped run %s: %s", run.id, exc)
+            except Exception:
+                log.exception("run %s failed in the engine; it will be retried", run.id)
+            finally:
+                self._running.discard(me)
+
+    async def process(self, run: Run) -> Run:
+        """Drive a claimed run until it finishes or yields (delay, retry)."""
+        while True:
+            now = self.clock.now()
+            decision = decide(run, Advance(), now, self._policy)
+            messages: Sequence[Message] = ()
+            events: Sequence[MessageEvent] = ()
+            if decision.execute is not None:
+                decision, messages, events = await self._execute(decision)
+            run = await self._commit(decision, messages, events)
+            if decision.yields or self._stopping:
+                return run
+
+    async def _execute(
+        self, decision: Decision
+    ) -> tuple[Decision, Sequence[Message], Sequence[MessageEvent]]:
+        run = decision.run
+        index = decision.execute
+        assert index is not None
+        holder = [run]
+
+        async def checkpoint(
+            state: Run, messages: Sequence[Message], events: Sequence[MessageEvent]
+        ) -> None:
+            holder[0] = await self._commit(Decision(state), messages, events)
+
+        result = await self._send.execute(run, index, self.clock.now(), checkpoint)
+        now = self.clock.now()
+        after = decide(holder[0], result.event, now, self._policy)
+        message = result.message
+        if (
+            message is not None
+            and isinstance(result.event, StepFailed)
+            and after.run.steps[index].status is StepStatus.ERROR
+            and message.status not in {"UNDELIVERABLE", "UNMAPPED", "UNROUTABLE"}
+        ):
+            # Retries are exhausted: the message is now undeliverable, not merely delayed.
+            message = replace(message, status="UNDELIVERABLE", reason="PROVIDER_ERROR")
+        return after, ([message] if message else []), result.events
+
+    async def _commit(
+        self, decision: Decision, messages: Sequence[Message], events: Sequence[MessageEvent]
+    ) -> Run:
+        run = decision.run
+        now = self.clock.now()
+        if run.finished:
+            due = None
+        elif decision.release_until is not None:
+            due = decision.release_until
+        else:
+            due = now + self.lease_seconds
+        run = replace(run, due_at=due)
+        canceled = await self.store.commit_run(
+            run,
+            messages=messages,
+            events=events,
+            cancel_token=decision.cancel_token,
+            keep_lease=not decision.yields,
+        )
+        if canceled:
+            log.info("run %s canceled %d run(s) by token", run.id, len(canceled))
+        if decision.release_until is not None and not run.finished:
+            for listener in self._wake_listeners:
+                listener.set()
+        return run

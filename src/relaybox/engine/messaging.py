@@ -1,0 +1,254 @@
+"""The send pipeline's seam: from a send request to a routed, rendered message and back.
+
+Automation ``send`` steps go through here; the /send API of the messaging issue will too.
+Planning (template lookup, profile, routing, rendering) has no side effects; the engine
+records the attempt durably before ``deliver`` calls the provider, and records the outcome
+together with the run's next state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from relaybox.engine.providers import Configured, ProviderPool
+from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
+from relaybox.providers.base import RenderedMessage
+from relaybox.storage.base import Message, MessageEvent, Store
+from relaybox.templates import render
+
+NOTIFICATION_KIND = "notification"
+
+#: Default routing: the first channel the recipient can be reached on with a provider set up.
+DEFAULT_CHANNELS = ("email", "webhook")
+
+#: What a channel needs in the recipient's profile before it can be used.
+_ADDRESS_FIELDS: Mapping[str, str | None] = {"email": "email", "webhook": None}
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    workspace_id: str
+    message_id: str
+    idempotency_key: str
+    recipient: str | None
+    template: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Profile values supplied with the request; they win over the stored profile.
+    profile: dict[str, Any] = field(default_factory=dict)
+    brand: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A message routed and rendered for one provider, or a terminal failure to route it."""
+
+    message: Message
+    events: list[MessageEvent]
+    route: Configured | None = None
+    rendered: RenderedMessage | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: Message
+    events: list[MessageEvent]
+    delivered: bool
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class Messenger:
+    def __init__(self, *, store: Store, providers: ProviderPool) -> None:
+        self._store = store
+        self._providers = providers
+
+    async def plan(self, request: SendRequest, now: float) -> Plan:
+        message = Message(
+            workspace_id=request.workspace_id,
+            id=request.message_id,
+            status="ENQUEUED",
+            enqueued_at=now,
+            updated_at=now,
+            recipient=request.recipient,
+            notification=request.template,
+            event=request.template,
+            run_id=request.run_id,
+            idempotency_key=request.idempotency_key,
+        )
+        events = [
+            _event(
+                message,
+                now,
+                "ENQUEUED",
+                recipient=request.recipient,
+                data=request.data,
+                profile=request.profile,
+            )
+        ]
+        template = await self._template(request)
+        if template is None:
+            why = f'Notification template "{request.template}" not found or not published'
+            if not request.template:
+                why = "No template given: set template on the step or on the invoke request"
+            failed = replace(message, status="UNMAPPED", error=why)
+            return Plan(failed, [*events, _event(message, now, "UNMAPPED", reason=why)])
+        profile = await self._profile(request)
+        route = await self._route(request.workspace_id, profile)
+        if route is None:
+            why = "No channel with both a configured provider and an address in the profile"
+            failed = replace(message, status="UNROUTABLE", reason="NO_CHANNELS", error=why)
+            return Plan(failed, [*events, _event(message, now, "UNROUTABLE", reason=why)])
+        return self._render(request, message, events, template, profile, route, now)
+
+    async def providers_for(self, workspace_id: str) -> list[Configured]:
+        return await self._providers.configured(workspace_id)
+
+    async def deliver(self, plan: Plan, now: float) -> Outcome:
+        """Call the provider; never raises for delivery failures (they are outcomes)."""
+        assert plan.route is not None
+        assert plan.rendered is not None
+        message = plan.message
+        try:
+            result = await plan.route.provider.send(plan.rendered)
+        except DeliveryError as exc:
+            return self.failed(message, now, exc)
+        response = {"provider": plan.route.key, "ts": now, **dict(result.response)}
+        sent = replace(
+            message,
+            status="SENT",
+            sent_at=now,
+            updated_at=now,
+            attempt_state=None,
+            error=None,
+            providers=[*message.providers, response],
+        )
+        event = _event(
+            message,
+            now,
+            "SENT",
+            provider=plan.route.key,
+            reference=result.provider_message_id,
+            response=dict(result.response),
+        )
+        return Outcome(sent, [event], delivered=True)
+
+    def failed(self, message: Message, now: float, exc: DeliveryError) -> Outcome:
+        retryable = isinstance(exc, RetryableDeliveryError)
+        response = {"provider": message.provider, "ts": now, "error": exc.message, **exc.response}
+        status = "ROUTED" if retryable else "UNDELIVERABLE"
+        updated = replace(
+            message,
+            status=status,
+            updated_at=now,
+            attempt_state=None,
+            error=exc.message,
+            reason=None if retryable else "PROVIDER_ERROR",
+            providers=[*message.providers, response],
+        )
+        kind = "RETRYING" if retryable else "UNDELIVERABLE"
+        event = _event(message, now, kind, provider=message.provider, error_message=exc.message)
+        return Outcome(
+            updated,
+            [event],
+            delivered=False,
+            error=exc.message,
+            retryable=retryable,
+            retry_after=exc.retry_after,
+        )
+
+    async def _template(self, request: SendRequest) -> dict[str, Any] | None:
+        if not request.template:
+            return None
+        found = await self._store.get_resource(
+            request.workspace_id, NOTIFICATION_KIND, request.template
+        )
+        return None if found is None else found.published
+
+    async def _profile(self, request: SendRequest) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        if request.recipient:
+            stored = await self._store.get_profile(request.workspace_id, request.recipient) or {}
+        return {**stored, **request.profile}
+
+    async def _route(self, workspace_id: str, profile: Mapping[str, Any]) -> Configured | None:
+        configured = await self._providers.configured(workspace_id)
+        for channel in DEFAULT_CHANNELS:
+            address = _ADDRESS_FIELDS[channel]
+            if address is not None and not profile.get(address):
+                continue
+            for item in configured:
+                if item.provider.channel == channel:
+                    return item
+        return None
+
+    def _render(
+        self,
+        request: SendRequest,
+        message: Message,
+        events: list[MessageEvent],
+        template: dict[str, Any],
+        profile: dict[str, Any],
+        route: Configured,
+        now: float,
+    ) -> Plan:
+        channel = route.provider.channel
+        variables = {
+            **request.data,
+            "data": request.data,
+            "profile": profile,
+            "recipient": request.recipient,
+            "brand": request.brand,
+        }
+        try:
+            out = render.render(template.get("content") or {}, channel=channel, variables=variables)
+        except ValidationError as exc:
+            why = f"Template could not be rendered: {exc.message}"
+            failed = replace(message, status="UNDELIVERABLE", reason="FAILED", error=why)
+            return Plan(failed, [*events, _event(message, now, "UNDELIVERABLE", error_message=why)])
+        to = {"email": profile.get("email")} if channel == "email" else {}
+        rendered = RenderedMessage(
+            message_id=message.id,
+            idempotency_key=request.idempotency_key,
+            channel=channel,
+            to=to,
+            subject=out.subject,
+            text=out.text,
+            html=out.html,
+            profile=profile,
+            data=request.data,
+            recipient=request.recipient,
+            template=request.template,
+        )
+        content = {"subject": out.subject, "text": out.text, "html": out.html}
+        routed = replace(
+            message,
+            status="ROUTED",
+            channel=channel,
+            provider=route.key,
+            content={channel: {**content, "channel_id": route.config.id}},
+        )
+        more = [
+            _event(
+                message,
+                now,
+                "ROUTED",
+                channel=channel,
+                provider=route.key,
+                integration=route.config.id,
+            ),
+            _event(message, now, "RENDERED", channel=channel, provider=route.key, output=content),
+        ]
+        return Plan(routed, [*events, *more], route=route, rendered=rendered)
+
+
+def _event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:
+    return MessageEvent(
+        message_id=message.id,
+        ts=now,
+        type=kind,
+        detail={k: v for k, v in detail.items() if v is not None},
+    )

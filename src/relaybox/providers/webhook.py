@@ -1,0 +1,290 @@
+"""Webhook provider (provider key ``webhook``): POSTs each message as JSON to a configured URL.
+
+Settings (validated by ``WebhookSettings.parse``): ``url`` (required, http or https),
+``method`` (``POST`` default, or ``PUT``), ``headers`` (string to string; may not set the
+headers below), ``secret`` (optional) and ``timeout`` seconds (default 10).
+
+Request body::
+
+    {"message_id", "recipient", "template", "channel": "webhook",
+     "subject", "text", "html", "data", "profile"}
+
+Request headers:
+
+``Content-Type: application/json``
+``Idempotency-Key: <idempotency key>`` — the same for every attempt of one message on this
+    channel, so receivers should deduplicate on it; Relaybox may repeat a request whose outcome
+    it did not learn (timeout, crash).
+``X-Relaybox-Signature: t=<unix seconds>,v1=<hex>`` — only when ``secret`` is set, in the
+    style of Stripe: ``v1`` is ``HMAC-SHA256(key=secret, msg=f"{t}.{raw_body}")`` in lowercase
+    hex, over the exact body bytes received. Receivers recompute it, compare in constant time,
+    and reject timestamps too far from their clock to stop replays.
+
+Outcome: 2xx delivers (``id`` from a JSON response body becomes the provider message id);
+408, 429, 5xx, timeouts and connection errors are retried (honouring ``Retry-After``); any
+other status, including 3xx since redirects are not followed, is a permanent failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+import httpx
+
+from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
+from relaybox.providers.base import DeliveryResult, RenderedMessage
+from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
+
+Method = Literal["POST", "PUT"]
+
+DEFAULT_TIMEOUT = 10.0
+#: Only the start of the body is kept; the cap keeps a hostile receiver from filling memory.
+MAX_RESPONSE_BYTES = 64 * 1024
+RESPONSE_EXCERPT_CHARS = 1024
+SIGNATURE_HEADER = "X-Relaybox-Signature"
+_FIELDS = frozenset({"url", "method", "headers", "secret", "timeout"})
+#: Headers Relaybox sets itself or that would corrupt the request if overridden.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "idempotency-key",
+        SIGNATURE_HEADER.lower(),
+    }
+)
+
+
+def _parse_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("webhook setting 'url' is required")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValidationError(f"webhook setting 'url' is not a valid URL: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValidationError("webhook setting 'url' must be an http:// or https:// URL")
+    return url
+
+
+def _parse_headers(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError("webhook setting 'headers' must map header names to string values")
+    reserved = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
+    if reserved:
+        raise ValidationError(f"webhook setting 'headers' may not set {', '.join(reserved)}")
+    # CR/LF would let a stored header smuggle extra headers into the request.
+    if any("\r" in s or "\n" in s for kv in value.items() for s in kv):
+        raise ValidationError("webhook setting 'headers' may not contain line breaks")
+    return dict(value)
+
+
+def _parse_timeout(value: Any) -> float:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValidationError("webhook setting 'timeout' must be a positive number of seconds")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Validated webhook settings with defaults applied."""
+
+    url: str
+    method: Method = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secret: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> WebhookSettings:
+        """Validate stored or submitted settings; raises ValidationError naming the field.
+
+        Only the URL's syntax is checked here; whether its host is reachable is decided by the
+        OutboundGuard at send time, because DNS answers change.
+        """
+        unknown = sorted(set(raw) - _FIELDS)
+        if unknown:
+            raise ValidationError(
+                f"unknown webhook setting(s): {', '.join(unknown)}; "
+                f"expected {', '.join(sorted(_FIELDS))}"
+            )
+        method = raw.get("method") or "POST"
+        if not isinstance(method, str) or method.upper() not in ("POST", "PUT"):
+            raise ValidationError("webhook setting 'method' must be POST or PUT")
+        secret = raw.get("secret")
+        if secret is not None and not isinstance(secret, str):
+            raise ValidationError("webhook setting 'secret' must be a string")
+        return cls(
+            url=_parse_url(raw.get("url")),
+            method=cast(Method, method.upper()),
+            headers=_parse_headers(raw.get("headers")),
+            secret=secret or None,
+            timeout=_parse_timeout(raw.get("timeout")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The normalised settings to store; an unset secret is left out."""
+        out: dict[str, Any] = {
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "timeout": self.timeout,
+        }
+        if self.secret is not None:
+            out["secret"] = self.secret
+        return out
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Relaybox-Signature`` header value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if usable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _json_default(value: object) -> str:
+    # Template data may hold datetimes, UUIDs or Decimals; the receiver gets their text form.
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _provider_message_id(body: bytes) -> str | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    ident = parsed.get("id") if isinstance(parsed, dict) else None
+    if isinstance(ident, str | int) and not isinstance(ident, bool):
+        return str(ident)
+    return None
+
+
+class WebhookProvider:
+    """Delivers messages as signed JSON requests to one URL."""
+
+    key = "webhook"
+    channel = "webhook"
+    supports_idempotency = True
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        *,
+        client: httpx.AsyncClient,
+        guard: OutboundGuard,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        # The client is shared and owned by the composition root; aclose leaves it open.
+        self._client = client
+        self._guard = guard
+        self._clock = clock
+
+    def build_body(self, message: RenderedMessage) -> bytes:
+        """The exact JSON bytes that are sent (and signed)."""
+        payload = {
+            "message_id": message.message_id,
+            "recipient": message.recipient,
+            "template": message.template,
+            "channel": "webhook",
+            "subject": message.subject,
+            "text": message.text,
+            "html": message.html,
+            "data": dict(message.data),
+            "profile": dict(message.profile),
+        }
+        return json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
+        ).encode("utf-8")
+
+    def build_headers(self, message: RenderedMessage, body: bytes) -> dict[str, str]:
+        """Configured headers plus Content-Type, Idempotency-Key and the signature."""
+        headers = {
+            **self.settings.headers,
+            "Content-Type": "application/json",
+            "Idempotency-Key": message.idempotency_key,
+        }
+        if self.settings.secret:
+            headers[SIGNATURE_HEADER] = sign(self.settings.secret, int(self._clock()), body)
+        return headers
+
+    async def _exchange(self, message: RenderedMessage) -> OutboundResponse:
+        body = self.build_body(message)
+        url = self.settings.url
+        try:
+            return await self._guard.request(
+                self._client,
+                self.settings.method,
+                url,
+                headers=self.build_headers(message, body),
+                content=body,
+                time_limit=self.settings.timeout,
+                max_response_bytes=MAX_RESPONSE_BYTES,
+            )
+        except UnresolvableHost as exc:
+            # DNS outages are usually transient; a typo'd host will exhaust retries.
+            raise RetryableDeliveryError(f"webhook {url}: {exc.message}") from exc
+        except ValidationError as exc:
+            raise PermanentDeliveryError(f"webhook {url}: {exc.message}") from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise RetryableDeliveryError(f"webhook {url} timed out") from exc
+        except httpx.InvalidURL as exc:
+            raise PermanentDeliveryError(f"webhook {url}: invalid URL: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise RetryableDeliveryError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def send(self, message: RenderedMessage) -> DeliveryResult:
+        """POST/PUT ``message``; see the module docstring for the status mapping."""
+        resp = await self._exchange(message)
+        status = resp.status_code
+        response: dict[str, object] = {
+            "status": status,
+            "body": resp.body.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS],
+        }
+        if 200 <= status < 300:
+            return DeliveryResult(
+                provider_message_id=_provider_message_id(resp.body) if not resp.truncated else None,
+                response=response,
+            )
+        what = f"webhook {self.settings.url} answered {status}"
+        if status in (408, 429) or 500 <= status < 600:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
+            raise RetryableDeliveryError(what, response=response, retry_after=retry_after)
+        raise PermanentDeliveryError(what, response=response)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to whoever injected it."""

@@ -1,0 +1,90 @@
+"""The timer loop: claims runs as they come due and hands them to the engine.
+
+Pending delays are rows with a due time. The loop sleeps until the earliest due time in
+the database (or until poked because an earlier one was just written), claims a bounded
+batch, and goes back to sleep: it never holds more than one batch of upcoming timers in
+memory, and never a coroutine per waiting run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from relaybox.clock import Clock
+from relaybox.engine.engine import Engine
+
+log = logging.getLogger("relaybox.timers")
+
+
+class TimerLoop:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        clock: Clock,
+        batch: int = 256,
+        max_backlog: int = 2048,
+        idle_check: float = 30.0,
+    ) -> None:
+        self._engine = engine
+        self._store = engine.store
+        self._clock = clock
+        self._batch = batch
+        self._max_backlog = max_backlog
+        # Only a safety net for writes made by other processes; local writes poke the loop.
+        self._idle_check = idle_check
+        self._poke = asyncio.Event()
+        engine.on_release(self._poke)
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="relaybox-timers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def tick(self) -> None:
+        """Claim what is due, then sleep until the next due time or a poke."""
+        self._poke.clear()
+        if self._engine.backlog < self._max_backlog:
+            claimed = await self._store.claim_due_runs(
+                self._engine.owner,
+                self._clock.now(),
+                limit=self._batch,
+                lease_seconds=self._engine.lease_seconds,
+            )
+            for run in claimed:
+                self._engine.submit(run)
+            if len(claimed) == self._batch:
+                await asyncio.sleep(0)
+                return
+        else:
+            await asyncio.sleep(0.01)
+            return
+        next_due = await self._store.next_due_at()
+        wait = self._idle_check
+        if next_due is not None:
+            wait = min(wait, max(0.0, next_due - self._clock.now()))
+        if wait <= 0:
+            await asyncio.sleep(0.005)  # due but leased elsewhere; don't spin hot
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poke.wait(), timeout=wait)

@@ -1,0 +1,24 @@
+"""The set of use-case services the API, console and CLI are built on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relaybox.clock import Clock
+from relaybox.services.automations import AutomationService
+from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.keys import KeyService
+from relaybox.services.messages import MessageService
+from relaybox.services.notifications import NotificationService
+from relaybox.services.providers import ProviderService
+
+
+@dataclass(frozen=True)
+class Services:
+    clock: Clock
+    keys: KeyService
+    idempotency: IdempotencyService
+    automations: AutomationService
+    notifications: NotificationService
+    providers: ProviderService
+    messages: MessageService

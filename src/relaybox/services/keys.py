@@ -1,0 +1,59 @@
+"""API keys: generated once, stored only as a SHA-256 hash, mapped to a workspace.
+
+Keys carry 192 bits of randomness, so a fast unsalted hash is the right tool (as for
+GitHub tokens): there is nothing to brute-force, and checks stay cheap on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import OrderedDict
+
+from relaybox.clock import Clock
+from relaybox.storage.base import Store
+
+DEFAULT_WORKSPACE = "default"
+_PREFIX = "rbx_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyService:
+    def __init__(self, *, store: Store, clock: Clock, cache_size: int = 4096) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def create(self, workspace_id: str = DEFAULT_WORKSPACE) -> str:
+        """Create a key for the workspace (creating the workspace too); returns the key."""
+        key = _PREFIX + secrets.token_urlsafe(24)
+        await self.register(key, workspace_id)
+        return key
+
+    async def register(self, key: str, workspace_id: str = DEFAULT_WORKSPACE) -> None:
+        """Accept an operator-chosen key (e.g. ``RELAYBOX_API_KEY``) for the workspace."""
+        digest = hash_key(key)
+        if await self._store.workspace_for_key(digest) is not None:
+            return
+        await self._store.add_api_key(workspace_id, digest, key[:8], self._clock.now())
+
+    async def count(self) -> int:
+        return await self._store.count_api_keys()
+
+    async def workspace_for(self, key: str) -> str | None:
+        """The workspace a key belongs to, or None; positive answers are cached."""
+        digest = hash_key(key)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            self._cache.move_to_end(digest)
+            return cached
+        workspace = await self._store.workspace_for_key(digest)
+        if workspace is not None:
+            self._cache[digest] = workspace
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return workspace

@@ -1,0 +1,32 @@
+"""Configuration, parsed once at the edge; the only module that reads the environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAYBOX_", extra="ignore")
+
+    database_url: str = "sqlite:///./relaybox.db"
+    #: A key accepted for the default workspace (registered, hashed, at start).
+    api_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    #: Hosts, IPs or CIDRs that outbound HTTP (webhooks, fetch-data) may reach even though
+    #: they are private or loopback, e.g. "127.0.0.1,10.0.0.0/8".
+    outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    lease_seconds: float = 60.0
+    concurrency: int = 64
+    log_level: str = "info"
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

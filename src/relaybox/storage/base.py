@@ -1,0 +1,257 @@
+"""The storage interface: domain verbs every backend implements, plus the records they move.
+
+Backends (``storage.sqlite``, later ``storage.postgres``) are adapters; the engine, services
+and API see only this module. Every record is scoped to a workspace and no verb reads or
+writes across workspaces, except the claim/timer verbs that serve the engine as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from relaybox.domain.run import Run
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A versioned configuration object: saved automation, notification template, provider.
+
+    ``draft`` is the editable body; ``published`` the immutable body of the latest published
+    version (None until the first publish). Kinds without drafts write ``published`` only.
+    """
+
+    workspace_id: str
+    kind: str
+    id: str
+    created_at: float
+    updated_at: float
+    alias: str | None = None
+    name: str | None = None
+    draft: dict[str, Any] | None = None
+    published: dict[str, Any] | None = None
+    published_version: int = 0
+    published_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message produced by a send: its routing, rendered output and delivery state."""
+
+    workspace_id: str
+    id: str
+    status: str
+    enqueued_at: float
+    updated_at: float
+    recipient: str | None = None
+    notification: str | None = None
+    event: str | None = None
+    run_id: str | None = None
+    channel: str | None = None
+    provider: str | None = None
+    idempotency_key: str | None = None
+    #: Provider attempts started so far.
+    attempts: int = 0
+    #: "in_flight" between recording an attempt and recording its outcome: a message found
+    #: in this state after a crash may or may not have reached the provider.
+    attempt_state: str | None = None
+    sent_at: float | None = None
+    delivered_at: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    #: Rendered output per channel: {"email": {"subject", "text", "html"}}.
+    content: dict[str, Any] = field(default_factory=dict)
+    #: Provider responses, one per attempt outcome.
+    providers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    message_id: str
+    ts: float
+    type: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The saved first response for an idempotency key."""
+
+    status_code: int
+    body: bytes
+    fingerprint: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class IdempotencyWrite:
+    key: str
+    fingerprint: str
+    status_code: int
+    body: bytes
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    statuses: tuple[str, ...] = ()
+    template_ids: tuple[str, ...] = ()
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    """Result of ``create_run``: the new run, or the response saved by an earlier request."""
+
+    run: Run | None = None
+    replay: StoredResponse | None = None
+
+
+class Store(Protocol):
+    # --- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # --- workspaces and keys ----------------------------------------------------------------
+    async def ensure_workspace(self, workspace_id: str, now: float) -> None: ...
+
+    async def add_api_key(
+        self, workspace_id: str, key_hash: str, prefix: str, now: float
+    ) -> None: ...
+
+    async def workspace_for_key(self, key_hash: str) -> str | None: ...
+
+    async def count_api_keys(self) -> int: ...
+
+    # --- versioned configuration -----------------------------------------------------------
+    async def put_resource(self, resource: Resource) -> Resource:
+        """Create or replace (by workspace, kind, id).
+
+        Raises:
+            ConflictError: the alias belongs to another object of the same kind.
+        """
+        ...
+
+    async def get_resource(
+        self, workspace_id: str, kind: str, id_or_alias: str
+    ) -> Resource | None: ...
+
+    async def list_resources(
+        self, workspace_id: str, kind: str, *, after: str | None, limit: int
+    ) -> list[Resource]:
+        """Ordered by id; ``after`` is the last id of the previous page."""
+        ...
+
+    async def delete_resource(self, workspace_id: str, kind: str, id: str) -> bool: ...
+
+    async def publish_resource(
+        self, workspace_id: str, kind: str, id: str, now: float
+    ) -> Resource | None:
+        """Freeze the draft as the next published version (None if there is no such object)."""
+        ...
+
+    # --- profiles ----------------------------------------------------------------------------
+    async def get_profile(self, workspace_id: str, user_id: str) -> dict[str, Any] | None: ...
+
+    async def put_profile(
+        self, workspace_id: str, user_id: str, profile: dict[str, Any], now: float
+    ) -> None: ...
+
+    # --- runs -------------------------------------------------------------------------------
+    async def create_run(
+        self,
+        run: Run,
+        *,
+        lease_owner: str | None,
+        merge_profile: bool,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> CreatedRun:
+        """Durably store a new run (committed, fsync'd) before returning.
+
+        With ``merge_profile`` the invoke-time profile is merged into the recipient's stored
+        profile and the run's context carries the merged result. With ``lease_owner`` the run
+        is created already claimed by that worker (the caller will execute it at once).
+        With ``idempotency`` the saved response is written in the same transaction; if the key
+        already has an unexpired response, nothing is created and that response is returned.
+        """
+        ...
+
+    async def get_run(self, workspace_id: str, run_id: str) -> Run | None: ...
+
+    async def list_runs(
+        self, workspace_id: str, flt: RunFilter, *, cursor: str | None, limit: int
+    ) -> RunPage:
+        """Newest first.
+
+        Raises:
+            ValidationError: the cursor is not one this store issued.
+        """
+        ...
+
+    async def claim_due_runs(
+        self, owner: str, now: float, *, limit: int, lease_seconds: float
+    ) -> list[Run]:
+        """Claim active runs whose due time has passed; each claim bumps the fencing token."""
+        ...
+
+    async def next_due_at(self) -> float | None:
+        """The earliest due time of any active run (for the timer loop's sleep)."""
+        ...
+
+    async def commit_run(
+        self,
+        run: Run,
+        *,
+        messages: Sequence[Message] = (),
+        events: Sequence[MessageEvent] = (),
+        cancel_token: str | None = None,
+        keep_lease: bool = False,
+    ) -> list[str]:
+        """Persist the run's new state plus the messages it produced, in one transaction.
+
+        ``keep_lease`` keeps the caller's claim (it goes on working on the run); otherwise the
+        run is released and becomes claimable again at ``run.due_at`` (None once finished).
+
+        The write is fenced: it succeeds only while the stored ``lease_token`` still equals
+        ``run.lease_token``. With ``cancel_token``, every other active run of the workspace
+        carrying that token is canceled in the same transaction; their ids are returned.
+
+        Raises:
+            StaleLease: the run was re-claimed or canceled since this worker claimed it.
+        """
+        ...
+
+    async def cancel_run(self, workspace_id: str, run_id: str, now: float) -> Run | None:
+        """Cancel one active run (fencing any worker holding it); returns the run as stored."""
+        ...
+
+    async def release_leases(self, now: float, owner: str | None = None) -> int:
+        """Make runs claimed by ``owner`` (every owner if None) due again at ``now``."""
+        ...
+
+    # --- messages ---------------------------------------------------------------------------
+    async def save_message(self, message: Message, events: Sequence[MessageEvent] = ()) -> None: ...
+
+    async def get_message(self, workspace_id: str, message_id: str) -> Message | None: ...
+
+    async def message_events(self, workspace_id: str, message_id: str) -> list[MessageEvent]: ...
+
+    # --- idempotency ----------------------------------------------------------------------
+    async def get_response(
+        self, workspace_id: str, key: str, now: float
+    ) -> StoredResponse | None: ...
+
+    async def save_response(
+        self, workspace_id: str, write: IdempotencyWrite, now: float
+    ) -> None: ...
