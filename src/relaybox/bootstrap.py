@@ -128,6 +128,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     runtime.app = create_app(
         services,
         max_body_bytes=settings.max_body_bytes,
+        base_path=settings.base_path,
         on_startup=runtime.start,
         on_shutdown=runtime.stop,
     )

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1_048_576
+    #: Also serve the API under this path prefix (e.g. "/courier" for a SDK base URL
+    #: of http://host:8080/courier).
+    base_path: str = ""
     #: Hosts, IPs or CIDRs that outbound HTTP (webhooks, fetch-data) may reach even though
     #: they are private or loopback, e.g. "127.0.0.1,10.0.0.0/8".
     outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)

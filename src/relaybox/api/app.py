@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import Response
 
 from relaybox import __version__
-from relaybox.api import errors
+from relaybox.api import errors, schemas
 from relaybox.api.limits import BodyLimit
+from relaybox.api.prefix import StripPrefix
 from relaybox.api.routes import automations, messages, notifications, providers
 from relaybox.services.container import Services
 
@@ -19,6 +21,7 @@ def create_app(
     services: Services,
     *,
     max_body_bytes: int = 1_048_576,
+    base_path: str = "",
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
@@ -56,4 +59,14 @@ def create_app(
     for module in (automations, notifications, providers, messages):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if base_path.strip("/"):
+        app.add_middleware(StripPrefix, prefix=base_path)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = schemas.add_components(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -60,11 +60,26 @@ AD_HOC_INVOKE = AdHocInvokeParams
 AUTOMATION_DRAFT = AutomationDraft
 
 
+#: Component schemas referenced by ``doc()``; merged into the OpenAPI document by the app.
+COMPONENTS: dict[str, Any] = {}
+_REF = "#/components/schemas/{model}"
+
+
 def doc(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` describing ``model`` as the JSON request body."""
+    schema = model.model_json_schema(ref_template=_REF)
+    COMPONENTS.update(schema.pop("$defs", {}))
+    COMPONENTS[model.__name__] = schema
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
+            },
         }
     }
+
+
+def add_components(document: dict[str, Any]) -> dict[str, Any]:
+    document.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
+    return document
