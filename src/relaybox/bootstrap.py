@@ -88,7 +88,8 @@ class Runtime:
 def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = True) -> Runtime:
     clock = clock or SystemClock()
     store = create_store(settings.database_url)
-    http = httpx.AsyncClient(follow_redirects=False)
+    # trust_env=False: an ambient proxy must not carry traffic the outbound guard has vetted.
+    http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
     guard = OutboundGuard(allow=settings.outbound_allow)
     factory = functools.partial(registry.build_provider, http_client=http, guard=guard)
     pool = ProviderPool(store=store, factory=factory, clock=clock)

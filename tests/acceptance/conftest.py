@@ -1,0 +1,119 @@
+"""Fixtures for the acceptance suite: one shared ``relaybox serve`` process and SMTP server per
+session, extra workspaces created with ``relaybox keys create``, and fresh servers for the
+tests that kill or stop the process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from relaybox_harness import (
+    LIVE_SERVERS,
+    WEBHOOK_SECRET,
+    RelayboxServer,
+    SmtpServer,
+    WebhookReceiver,
+    Workspace,
+    start_smtp,
+    start_webhook_receiver,
+    unique,
+)
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Attach the output of every running server to a failing test's report."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for server in LIVE_SERVERS:
+            report.sections.append((f"relaybox server {server.log_path.name}", server.output()))
+    return report
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 recording every message."""
+    server = start_smtp()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], RelayboxServer]]:
+    """Start ``relaybox serve`` processes with their own databases; stops them all at the end."""
+    started: list[RelayboxServer] = []
+
+    def start(name: str) -> RelayboxServer:
+        directory = tmp_path_factory.mktemp(name)
+        server = RelayboxServer(
+            db_path=Path(directory) / "relaybox.db",
+            api_key="rbx_test_" + secrets.token_urlsafe(16),
+            log_path=Path(directory) / "server.log",
+        )
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server: Callable[[str], RelayboxServer]) -> RelayboxServer:
+    """The shared server most tests use; tests isolate themselves by unique names."""
+    return start_server("shared")
+
+
+@pytest.fixture(scope="session")
+def ws(server: RelayboxServer, smtp: SmtpServer) -> Iterator[Workspace]:
+    """The default workspace (RELAYBOX_API_KEY) of the shared server, with an SMTP provider."""
+    workspace = Workspace(server, server.api_key)
+    workspace.add_smtp_provider(smtp)
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture(scope="session")
+def new_workspace(server: RelayboxServer) -> Iterator[Callable[[str], Workspace]]:
+    """Make a fresh workspace on the shared server via ``relaybox keys create``."""
+    made: list[Workspace] = []
+
+    def make(prefix: str) -> Workspace:
+        name = unique(prefix)
+        workspace = Workspace(server, server.create_key(name), name)
+        made.append(workspace)
+        return workspace
+
+    yield make
+    for workspace in made:
+        workspace.close()
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = start_webhook_receiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_ws(
+    new_workspace: Callable[[str], Workspace], webhook_receiver: WebhookReceiver
+) -> Workspace:
+    """A workspace whose only provider is a signed webhook to ``webhook_receiver``."""
+    workspace = new_workspace("hooks")
+    workspace.client().providers.create(
+        provider="webhook",
+        settings={
+            "url": webhook_receiver.url,
+            "method": "POST",
+            "headers": {"X-Test": "acceptance"},
+            "secret": WEBHOOK_SECRET,
+        },
+    )
+    return workspace

@@ -1,0 +1,120 @@
+"""Sends that cannot happen: no address for any configured channel, an unknown template, and
+steps this version accepts but does not execute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from relaybox_harness import SmtpServer, Workspace, unique, unique_email
+
+
+@pytest.fixture(scope="module")
+def email_only_ws(new_workspace: Callable[[str], Workspace], smtp: SmtpServer) -> Workspace:
+    """A workspace (created while the server runs) whose only provider is SMTP."""
+    ws = new_workspace("email-only")
+    ws.add_smtp_provider(smtp)
+    ws.add_template("NOTICE", "Notice for {{name}}", "Hello {{name}}")
+    return ws
+
+
+def test_recipient_without_email_is_unroutable(email_only_ws: Workspace, smtp: SmtpServer) -> None:
+    """A send to a profile with no email, and no webhook provider, fails the step and run."""
+    ws = email_only_ws
+    client = ws.client()
+    user = unique("no-email")
+    response = client.automations.invoke.invoke_ad_hoc(
+        automation={"steps": [{"action": "send", "template": "NOTICE"}]},
+        recipient=user,
+        profile={"phone_number": "+15550100"},
+        data={"name": "Eve"},
+    )
+    detail = ws.wait_run(response.run_id, "ERROR")
+    assert "channel" in detail["error"]
+    assert "provider" in detail["error"]
+
+    (step,) = client.automations.runs.list_steps(response.run_id).steps or []
+    assert step.action == "send"
+    assert step.status == "ERROR"
+    step_error = step.to_dict().get("error", "")
+    assert "channel" in step_error
+    assert "provider" in step_error
+    assert step.message_id
+    message = client.messages.retrieve(step.message_id)
+    assert message.status == "UNROUTABLE"
+    assert message.recipient == user
+
+
+def test_unknown_template_is_unmapped(email_only_ws: Workspace, smtp: SmtpServer) -> None:
+    """A send naming a template that does not exist is UNMAPPED and the step errors."""
+    ws = email_only_ws
+    client = ws.client()
+    email = unique_email("unmapped")
+    missing = unique("NO_SUCH_TEMPLATE")
+    response = client.automations.invoke.invoke_ad_hoc(
+        automation={"steps": [{"action": "send", "template": missing}]},
+        recipient=unique("u"),
+        profile={"email": email},
+    )
+    detail = ws.wait_run(response.run_id, "ERROR")
+    assert missing in detail["error"]
+    (step,) = client.automations.runs.list_steps(response.run_id).steps or []
+    assert step.status == "ERROR"
+    assert step.message_id
+    message = client.messages.retrieve(step.message_id)
+    assert message.status == "UNMAPPED"
+    assert smtp.recorder.to(email) == []
+
+
+def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
+    """get-profile, send with message, if and ref are accepted; the run errors clearly."""
+    client = ws.client()
+    response = client.automations.invoke.invoke_ad_hoc(
+        automation={
+            "steps": [
+                {"action": "get-profile", "user_id": "u1"},
+                {
+                    "action": "send",
+                    "message": {"to": {"user_id": "u1"}, "template": "T"},
+                    "if": "profile.email != null",
+                    "ref": "s1",
+                },
+            ]
+        },
+        recipient="u1",
+    )
+    assert response.run_id
+    detail = ws.wait_run(response.run_id, "ERROR")
+    assert "not executed by this version" in detail["error"]
+    assert "get-profile" in detail["error"]
+    assert detail["automation"]["steps"][1]["ref"] == "s1"
+    assert detail["automation"]["steps"][1]["message"] == {
+        "to": {"user_id": "u1"},
+        "template": "T",
+    }
+    steps = client.automations.runs.list_steps(response.run_id).steps or []
+    assert [(s.action, s.status) for s in steps] == [
+        ("get-profile", "ERROR"),
+        ("send", "NOT PROCESSED"),
+    ]
+    assert "not executed by this version" in steps[0].to_dict().get("error", "")
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param({"action": "send", "template": "T", "if": "data.x > 1"}, id="if"),
+        pytest.param({"action": "send", "template": {"$ref": "data.t"}}, id="ref-accessor"),
+        pytest.param({"action": "subscribe", "list_id": "l", "recipient_id": "u"}, id="subscribe"),
+        pytest.param(
+            {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
+        ),
+    ],
+)
+def test_unsupported_steps_fail_the_run_with_a_reason(ws: Workspace, step: dict[str, object]) -> None:
+    """Accepted-but-unexecuted features end the run in ERROR saying what is not supported."""
+    response = ws.client().automations.invoke.invoke_ad_hoc(
+        automation={"steps": [step]}, recipient="u1"
+    )
+    detail = ws.wait_run(response.run_id, "ERROR")
+    assert "by this version" in detail["error"]
