@@ -28,7 +28,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     if report.failed:
         for server in LIVE_SERVERS:
-            report.sections.append((f"relaybox server {server.log_path.name}", server.output()))
+            name = f"relaybox server {server.log_path.parent.name} (stdout+stderr)"
+            report.sections.append((name, server.output()))
     return report
 
 

@@ -7,6 +7,7 @@ official Courier SDK (``trycourier``), or plain HTTP for Relaybox's own extensio
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import hashlib
@@ -97,11 +98,17 @@ class ReceivedMail:
 
 
 class MailRecorder:
-    """aiosmtpd handler that records every accepted message with its arrival time."""
+    """aiosmtpd handler that records every accepted message with its arrival time.
+
+    Messages to an address containing ``hold`` are recorded, then the reply waits until
+    ``release`` is set (``holding`` is set meanwhile).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
+        self.holding = threading.Event()
+        self.release = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         monotonic, wall = time.monotonic(), time.time()
@@ -123,6 +130,11 @@ class MailRecorder:
         )
         with self._lock:
             self._mails.append(mail)
+        if any("hold" in str(rcpt) for rcpt in envelope.rcpt_tos):
+            # The message is taken; only the reply is held back (as when a connection drops).
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[ReceivedMail]:
@@ -184,13 +196,16 @@ class WebhookReceiver:
 
     Its answer is chosen per request from ``data.scenario`` in the JSON body:
     ``"ok"`` → 200, ``"reject"`` → 400, ``"flaky"`` → 500 for the first two attempts of an
-    Idempotency-Key, then 200.
+    Idempotency-Key, then 200; ``"hold"`` → the first attempt is recorded, then waits until
+    ``release`` is set (``holding`` is set meanwhile) before answering 200.
     """
 
     server: ThreadingHTTPServer
     thread: threading.Thread
     requests: list[WebhookRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -239,12 +254,18 @@ def start_webhook_receiver() -> WebhookReceiver:
                         wall=time.time(),
                     )
                 )
+            if scenario == "hold" and earlier == 0:
+                receiver.holding.set()
+                receiver.release.wait(timeout=30)
             answer = json.dumps({"id": f"hook-{uuid.uuid4().hex[:8]}", "status": status}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            except OSError:
+                pass  # the caller is gone (a killed server); nothing to answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -196,7 +196,8 @@ def _succeeded(run: Run, event: StepSucceeded, now: float) -> Decision:
 
 
 def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Decision:
-    step = replace(_current(run, event.index), message_id=event.message_id)
+    current = _current(run, event.index)
+    step = replace(current, message_id=event.message_id or current.message_id)
     if not event.retryable or policy.exhausted(step.attempts):
         suffix = "" if not event.retryable else f" (gave up after {step.attempts} attempts)"
         return _fail_step(run, step, event.error + suffix, now)

@@ -142,6 +142,11 @@ class Engine:
         ):
             # Retries are exhausted: the message is now undeliverable, not merely delayed.
             message = replace(message, status="UNDELIVERABLE", reason="PROVIDER_ERROR")
+            events = [
+                replace(e, type="UNDELIVERABLE") if e.type == "RETRYING" else e
+                for e in result.events
+            ]
+            return after, [message], events
         return after, ([message] if message else []), result.events
 
     async def _commit(
@@ -156,16 +161,41 @@ class Engine:
         else:
             due = now + self.lease_seconds
         run = replace(run, due_at=due)
-        canceled = await self.store.commit_run(
-            run,
-            messages=messages,
-            events=events,
-            cancel_token=decision.cancel_token,
-            keep_lease=not decision.yields,
-        )
+        try:
+            canceled = await self.store.commit_run(
+                run,
+                messages=messages,
+                events=events,
+                cancel_token=decision.cancel_token,
+                keep_lease=not decision.yields,
+            )
+        except StaleLease:
+            await self._keep_outcomes(run, messages, events)
+            raise
         if canceled:
             log.info("run %s canceled %d run(s) by token", run.id, len(canceled))
         if decision.release_until is not None and not run.finished:
             for listener in self._wake_listeners:
                 listener.set()
         return run
+
+    async def _keep_outcomes(
+        self, run: Run, messages: Sequence[Message], events: Sequence[MessageEvent]
+    ) -> None:
+        """Record delivery outcomes of a run that was canceled while its provider call ran.
+
+        The run's own commit was fenced off, but the message did go out (or fail) and nothing
+        will revisit it. Only a finished run qualifies: if another worker re-claimed the run,
+        it owns the message and will resolve the in-flight attempt itself.
+        """
+        if not messages:
+            return
+        stored = await self.store.get_run(run.workspace_id, run.id)
+        if stored is None or not stored.finished:
+            return
+        for message in messages:
+            current = await self.store.get_message(run.workspace_id, message.id)
+            in_flight = current is not None and current.attempt_state == "in_flight"
+            if in_flight and current is not None and current.attempts == message.attempts:
+                mine = [e for e in events if e.message_id == message.id]
+                await self.store.save_message(message, mine)

@@ -132,10 +132,17 @@ class SqliteStore:
 
         def write(c: sqlite3.Connection) -> Resource:
             try:
+                # Upsert on the primary key only: INSERT OR REPLACE would also "resolve" an
+                # alias clash by deleting the object that owns the alias.
                 c.execute(
-                    f"INSERT OR REPLACE INTO resources ({rows.RESOURCE_COLUMNS}) VALUES "
+                    f"INSERT INTO resources ({rows.RESOURCE_COLUMNS}) VALUES "
                     "(:workspace_id, :kind, :id, :alias, :name, :draft, :published, "
-                    ":published_version, :published_at, :created_at, :updated_at)",
+                    ":published_version, :published_at, :created_at, :updated_at) "
+                    "ON CONFLICT (workspace_id, kind, id) DO UPDATE SET alias = excluded.alias, "
+                    "name = excluded.name, draft = excluded.draft, published = excluded.published, "
+                    "published_version = excluded.published_version, "
+                    "published_at = excluded.published_at, created_at = excluded.created_at, "
+                    "updated_at = excluded.updated_at",
                     params,
                 )
             except sqlite3.IntegrityError:

@@ -1,0 +1,104 @@
+"""kill -9 while a provider call is in flight: SMTP (no idempotency) is not repeated, a
+webhook (Idempotency-Key) is repeated with the same key."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+from relaybox_harness import (
+    WEBHOOK_SECRET,
+    RelayboxServer,
+    SmtpServer,
+    WebhookReceiver,
+    Workspace,
+    unique,
+    unique_email,
+    wait_for,
+)
+
+
+@pytest.fixture
+def crash_server(start_server: Callable[[str], RelayboxServer]) -> Iterator[Workspace]:
+    server = start_server("in-flight")
+    ws = Workspace(server, server.api_key)
+    yield ws
+    ws.close()
+    server.stop()
+
+
+def test_smtp_send_cut_off_by_sigkill_is_not_repeated(
+    crash_server: Workspace, smtp: SmtpServer
+) -> None:
+    """An email in flight at kill -9 is not sent again; the run completes, flagged unconfirmed."""
+    ws = crash_server
+    ws.add_smtp_provider(smtp)
+    ws.add_template("SLOW", "Slow {{n}}", "Body {{n}}")
+    email = unique_email("hold")
+    run_id = (
+        ws.client()
+        .automations.invoke.invoke_ad_hoc(
+            automation={"steps": [{"action": "send", "template": "SLOW"}]},
+            recipient=unique("u"),
+            profile={"email": email},
+            data={"n": 7},
+        )
+        .run_id
+    )
+    assert run_id
+    assert smtp.recorder.holding.wait(timeout=10), "the send never reached the SMTP server"
+    assert ws.server.kill() == -signal.SIGKILL
+    smtp.recorder.release.set()
+    smtp.recorder.wait_for(email)
+
+    ws.server.start()
+    detail = ws.wait_run(run_id, "PROCESSED", timeout=15)
+    assert detail["error"] is None
+    (step,) = ws.steps(run_id)
+    assert step.status == "PROCESSED"
+    assert step.message_id
+    client = ws.client()
+    message = client.messages.retrieve(step.message_id)
+    assert message.status == "SENT"
+    history = client.messages.history(step.message_id).results or []
+    assert any(e.get("unconfirmed") for e in history if isinstance(e, dict)), history
+    assert len(smtp.recorder.to(email)) == 1
+
+
+def test_webhook_call_cut_off_by_sigkill_is_repeated_with_the_same_key(
+    crash_server: Workspace, webhook_receiver: WebhookReceiver
+) -> None:
+    """A webhook call in flight at kill -9 is repeated after restart with its Idempotency-Key."""
+    ws = crash_server
+    ws.client().providers.create(
+        provider="webhook", settings={"url": webhook_receiver.url, "secret": WEBHOOK_SECRET}
+    )
+    ws.add_template("HOOKED", "Hooked", "Body")
+    user = unique("hook-hold")
+    run_id = (
+        ws.client()
+        .automations.invoke.invoke_ad_hoc(
+            automation={"steps": [{"action": "send", "template": "HOOKED"}]},
+            recipient=user,
+            data={"scenario": "hold"},
+        )
+        .run_id
+    )
+    assert run_id
+    assert webhook_receiver.holding.wait(timeout=10), "the webhook was never called"
+    assert ws.server.kill() == -signal.SIGKILL
+    webhook_receiver.release.set()
+
+    ws.server.start()
+    ws.wait_run(run_id, "PROCESSED", timeout=15)
+    (step,) = ws.steps(run_id)
+    assert step.message_id
+    calls = wait_for(
+        lambda: (c if len(c := webhook_receiver.for_message(step.message_id)) >= 2 else None),
+        what="the repeated webhook call",
+    )
+    assert len(calls) == 2
+    assert calls[0].headers["Idempotency-Key"] == calls[1].headers["Idempotency-Key"]
+    assert calls[0].body == calls[1].body
+    assert ws.client().messages.retrieve(step.message_id).status == "SENT"
