@@ -13,6 +13,23 @@ as the CLI (uvloop, httptools, no access log). Two routes are added for the benc
 
 Usage: ``python bench/server.py --db /tmp/x/bench.db --port 8181 --api-key KEY``.
 The server prints nothing on success; poll ``GET /healthz`` for readiness.
+
+``--experiment NAME`` (repeatable) patches the running process — never the source tree — to
+measure what a suggested server change would buy. The default (no experiment) is the stock
+server. Experiments:
+
+``no-telemetry``
+    FastAPI's native OpenTelemetry hook disabled, as ``FastAPI(telemetry={"tracing": False,
+    "metrics": False, "logs": False})`` would do: it otherwise asks OpenTelemetry for the global
+    providers (an environment lookup each) on every request.
+``buffered-ids``
+    ``relaybox.ids.courier_id`` draws its 12 random bytes from a 4 KiB ``os.urandom`` buffer
+    instead of one ``getrandom`` call per id. Same CSPRNG; what changes is that ``os.urandom``
+    releases the GIL, and taking it back from the busy SQLite writer thread stalls the loop.
+``pool16``
+    The outbound ``httpx.AsyncClient`` gets ``Limits(max_connections=16,
+    max_keepalive_connections=16)`` instead of httpx's 100/20: httpcore checks every pooled
+    connection (a ``poll()`` each) whenever a request is assigned or released.
 """
 
 from __future__ import annotations
@@ -23,12 +40,13 @@ import resource
 import threading
 from typing import Any
 
+import httpx
 import orjson
 import uvicorn
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from relaybox import bootstrap
+from relaybox import bootstrap, ids
 from relaybox.api import deps
 from relaybox.settings import Settings
 
@@ -50,7 +68,7 @@ def _thread_cpu(native_id: int) -> float:
 def _group(name: str) -> str:
     if name == "MainThread":
         return "loop"
-    if name.startswith("relaybox-sqlite-writer"):
+    if name.startswith("relaybox-") and "-writer" in name:
         return "writer"
     if name.startswith("relaybox-read"):
         return "readers"
@@ -82,6 +100,55 @@ def _place_next_to_invoke(routes: list[Any]) -> None:
         len(routes) - 1,
     )
     routes.insert(at + 1, noop)
+
+
+EXPERIMENTS = ("no-telemetry", "buffered-ids", "pool16")
+
+
+class _RandomBuffer:
+    """CSPRNG bytes fetched 4 KiB at a time (one getrandom call per ~340 ids)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._buf = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._at + n > len(self._buf):
+            self._buf = os.urandom(self._size)
+            self._at = 0
+        out = self._buf[self._at : self._at + n]
+        self._at += n
+        return out
+
+
+def apply_experiments(names: list[str], runtime: Any = None) -> None:
+    """Patch this process for the named experiments (before build: pass runtime=None)."""
+    if runtime is None:
+        if "pool16" in names:
+            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            stock = httpx.AsyncClient
+
+            class LimitedClient(stock):
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    kwargs.setdefault("limits", limits)
+                    super().__init__(*args, **kwargs)
+
+            httpx.AsyncClient = LimitedClient
+        if "buffered-ids" in names:
+            randoms = _RandomBuffer()
+
+            def courier_id(now: float) -> str:
+                return f"1-{int(now):08x}-{randoms.take(12).hex()}"
+
+            ids.courier_id = courier_id
+        return
+    if "no-telemetry" in names:
+        # FastAPI keeps the dict it was given; NativeTelemetry.enabled() reads these flags
+        # first and stops there when they are all off.
+        config = getattr(runtime.app, "_telemetry", None)
+        if isinstance(config, dict):
+            config.update(tracing=False, metrics=False, logs=False)
 
 
 def build_app(settings: Settings) -> Any:
@@ -119,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8181)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--concurrency", type=int, default=None, help="engine workers")
+    parser.add_argument("--experiment", action="append", default=[], choices=EXPERIMENTS)
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {}
@@ -133,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         **overrides,
     )
+    apply_experiments(args.experiment)
     runtime = build_app(settings)
+    apply_experiments(args.experiment, runtime)
     # The same options as relaybox.cli.main._serve.
     config = uvicorn.Config(
         runtime.app,

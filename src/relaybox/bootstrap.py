@@ -41,7 +41,14 @@ log = logging.getLogger("relaybox")
 def create_store(url: str) -> Store:
     if url.startswith("sqlite:"):
         return SqliteStore(path_from_url(url))
-    raise ValidationError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+    if url.startswith(("postgresql:", "postgres:")):
+        from relaybox.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValidationError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or "
+        "postgresql://user@host:5432/dbname"
+    )
 
 
 @dataclass
@@ -66,9 +73,10 @@ class Runtime:
         if not self.settings.api_key and await self.services.keys.count() == 0:
             created = await self.services.keys.create(DEFAULT_WORKSPACE)
         if self.engine is not None:
-            # One process owns a SQLite file, so runs claimed by an earlier (crashed) process
-            # can be resumed at once instead of after their lease expires.
-            await self.store.release_leases(self.services.clock.now())
+            if self.store.exclusive:
+                # One process owns the database, so runs claimed by an earlier (crashed)
+                # process can be resumed at once instead of after their lease expires.
+                await self.store.release_leases(self.services.clock.now())
             self.engine.start()
         if self.timers is not None:
             self.timers.start()

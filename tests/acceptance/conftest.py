@@ -6,10 +6,16 @@ tests that kill or stop the process.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# The suite runs with --import-mode=importlib, which puts no test directory on sys.path; the
+# test modules import the shared harness module next to this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from relaybox_harness import (
     LIVE_SERVERS,
     WEBHOOK_SECRET,
@@ -21,6 +27,7 @@ from relaybox_harness import (
     start_webhook_receiver,
     unique,
 )
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:

@@ -75,7 +75,9 @@ def wait_for(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; last={value!r}")
+            raise AssertionError(
+                f"timed out after {timeout:.1f} s waiting for {what}; last={value!r}"
+            )
         time.sleep(interval)
 
 
@@ -133,8 +135,7 @@ class MailRecorder:
         if any("hold" in str(rcpt) for rcpt in envelope.rcpt_tos):
             # The message is taken; only the reply is held back (as when a connection drops).
             self.holding.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.02)
+            await asyncio.to_thread(self.release.wait, 30)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[ReceivedMail]:
@@ -145,7 +146,7 @@ class MailRecorder:
     def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[ReceivedMail]:
         """Wait until at least ``count`` messages for ``address`` arrived; return them all."""
         return wait_for(
-            lambda: (found if len(found := self.to(address)) >= count else None),
+            lambda: found if len(found := self.to(address)) >= count else None,
             timeout=timeout,
             what=f"{count} email(s) to {address}",
         )
@@ -453,9 +454,7 @@ class Workspace:
     # --- setup ---------------------------------------------------------------------------
 
     def add_smtp_provider(self, smtp: SmtpServer) -> str:
-        created = self.client().providers.create(
-            provider="smtp", settings=smtp.provider_settings()
-        )
+        created = self.client().providers.create(provider="smtp", settings=smtp.provider_settings())
         return str(created.id)
 
     def add_template(self, alias: str, title: str, text: str) -> str:

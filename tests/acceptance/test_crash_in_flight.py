@@ -20,10 +20,18 @@ from relaybox_harness import (
 
 
 @pytest.fixture
-def crash_server(start_server: Callable[[str], RelayboxServer]) -> Iterator[Workspace]:
+def crash_server(
+    start_server: Callable[[str], RelayboxServer],
+    smtp: SmtpServer,
+    webhook_receiver: WebhookReceiver,
+) -> Iterator[Workspace]:
+    """A server of this test's own (it gets killed)."""
     server = start_server("in-flight")
     ws = Workspace(server, server.api_key)
     yield ws
+    # Never leave a held SMTP reply or webhook answer waiting, even if the test failed early.
+    smtp.recorder.release.set()
+    webhook_receiver.release.set()
     ws.close()
     server.stop()
 
@@ -95,7 +103,7 @@ def test_webhook_call_cut_off_by_sigkill_is_repeated_with_the_same_key(
     (step,) = ws.steps(run_id)
     assert step.message_id
     calls = wait_for(
-        lambda: (c if len(c := webhook_receiver.for_message(step.message_id)) >= 2 else None),
+        lambda: c if len(c := webhook_receiver.for_message(step.message_id)) >= 2 else None,
         what="the repeated webhook call",
     )
     assert len(calls) == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +12,10 @@ BASIC = "%Y%m%dT%H%M%S.000"
 
 
 @pytest.fixture(scope="module")
-def ping_template(ws: Workspace) -> Iterator[str]:
+def ping_template(ws: Workspace) -> str:
     alias = unique("PING")
     ws.add_template(alias, "Ping {{n}}", "Ping number {{n}}")
-    yield alias
+    return alias
 
 
 def test_until_in_basic_iso_form_waits_until_that_instant(

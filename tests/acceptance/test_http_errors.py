@@ -39,7 +39,9 @@ def test_bad_or_missing_api_key_is_401(server: RelayboxServer) -> None:
         httpx.get(f"{server.url}/automations", headers={"Authorization": "Bearer"}), 401
     )
     _assert_envelope(
-        httpx.get(f"{server.url}/automations", headers={"Authorization": f"Basic {server.api_key}"}),
+        httpx.get(
+            f"{server.url}/automations", headers={"Authorization": f"Basic {server.api_key}"}
+        ),
         401,
     )
 
@@ -75,7 +77,9 @@ def test_malformed_or_oversized_bodies_are_rejected(ws: Workspace) -> None:
     with ws.http() as http:
         headers = {"Content-Type": "application/json"}
         body = _assert_envelope(
-            http.post("/automations/invoke", content=b'{"automation": {"steps": [', headers=headers),
+            http.post(
+                "/automations/invoke", content=b'{"automation": {"steps": [', headers=headers
+            ),
             400,
         )
         assert "JSON" in body["message"]

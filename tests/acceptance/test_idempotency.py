@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import courier
@@ -79,3 +80,43 @@ def test_idempotent_invoke_by_template_returns_the_same_run(
     assert second.run_id == first.run_id
     ws.wait_run(first.run_id, "PROCESSED")
     assert [r.run_id for r in ws.all_runs(template_id=automation_id)] == [first.run_id]
+
+
+def test_concurrent_invokes_with_one_key_create_one_run(
+    new_workspace: Callable[[str], Workspace],
+) -> None:
+    """Eight simultaneous invokes sharing an Idempotency-Key all get the same single run."""
+    ws = new_workspace("idem-race")
+    client = ws.client()
+    key = unique("race")
+
+    def invoke(_: int) -> str | None:
+        return client.automations.invoke.invoke_ad_hoc(
+            automation={"steps": []}, recipient="u1", idempotency_key=key
+        ).run_id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        run_ids = set(pool.map(invoke, range(8)))
+    assert len(run_ids) == 1
+    (run_id,) = run_ids
+    assert run_id
+    assert [r.run_id for r in ws.all_runs()] == [run_id]
+
+
+def test_rejected_request_does_not_use_up_its_key(
+    new_workspace: Callable[[str], Workspace],
+) -> None:
+    """A 400 is not saved under its Idempotency-Key: the corrected request then runs."""
+    ws = new_workspace("idem-400")
+    client = ws.client()
+    key = unique("fixme")
+    with pytest.raises(courier.BadRequestError):
+        client.automations.invoke.invoke_ad_hoc(
+            automation={"steps": "nope"}, recipient="u1", idempotency_key=key
+        )
+    assert ws.all_runs() == []
+    fixed = client.automations.invoke.invoke_ad_hoc(
+        automation={"steps": []}, recipient="u1", idempotency_key=key
+    )
+    assert fixed.run_id
+    assert [r.run_id for r in ws.all_runs()] == [fixed.run_id]

@@ -127,3 +127,55 @@ def test_invoke_without_recipient_takes_user_from_data(
     message_id = steps[0].message_id
     assert message_id
     assert client.messages.retrieve(message_id).recipient == user_id
+
+
+@pytest.mark.parametrize("reserved", ["runs", "invoke"])
+def test_automation_saved_under_a_route_name_is_readable_or_refused(
+    ws: Workspace, reserved: str
+) -> None:
+    """PUT /automations/{id} either refuses an id like "runs" or the draft can be read back."""
+    with ws.http() as http:
+        saved = http.put(f"/automations/{reserved}", json={"name": "Reserved", "steps": []})
+        try:
+            if saved.status_code == 400:
+                assert saved.json()["type"] == "invalid_request_error"
+                return
+            assert saved.status_code == 200, saved.text
+            read = http.get(f"/automations/{reserved}", params={"version": "draft"})
+            assert read.status_code == 200, read.text
+            assert read.json().get("id") == reserved, read.text
+        finally:
+            http.delete(f"/automations/{reserved}")
+
+
+def test_profile_given_at_invoke_is_merged_into_the_stored_profile(
+    ws: Workspace, smtp: SmtpServer
+) -> None:
+    """A later invoke for the same recipient reuses (and can update) the stored profile."""
+    template = unique("PROFILE")
+    ws.add_template(template, "Hi {{profile.nickname}}", "Plan {{plan}}")
+    client = ws.client()
+    user = unique("profiled")
+    first_email, second_email = unique_email("p1"), unique_email("p2")
+    automation = {"steps": [{"action": "send", "template": template}]}
+
+    client.automations.invoke.invoke_ad_hoc(
+        automation=automation,
+        recipient=user,
+        profile={"email": first_email, "nickname": "Zed"},
+        data={"plan": "a"},
+    )
+    smtp.recorder.wait_for(first_email)
+    client.automations.invoke.invoke_ad_hoc(
+        automation=automation, recipient=user, data={"plan": "b"}
+    )
+    second = smtp.recorder.wait_for(first_email, count=2)[1]
+    assert second.subject == "Hi Zed"
+    assert second.text is not None
+    assert "Plan b" in second.text
+
+    client.automations.invoke.invoke_ad_hoc(
+        automation=automation, recipient=user, profile={"email": second_email}, data={"plan": "c"}
+    )
+    (third,) = smtp.recorder.wait_for(second_email)
+    assert third.subject == "Hi Zed"

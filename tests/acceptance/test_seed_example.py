@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from courier import Courier
 from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
 
 @pytest.fixture(scope="module")
-def order_templates(ws: Workspace) -> Iterator[None]:
+def order_templates(ws: Workspace) -> None:
     """ORDER_CONFIRMATION and SHIPPING_UPDATE in the shared workspace."""
     ws.add_template(
         "ORDER_CONFIRMATION",
@@ -22,7 +20,6 @@ def order_templates(ws: Workspace) -> Iterator[None]:
         "Your {{item_name}} has shipped",
         "Order {{order_id}} is on its way, {{name}}.",
     )
-    yield
 
 
 def _seed_invoke(client: Courier, email: str, order_id: str) -> str:
@@ -84,9 +81,7 @@ def test_seed_example_sends_two_rendered_emails_two_seconds_apart(
     assert first.headers["X-Relaybox-Message-Id"] == send_ids[0]
     assert second.headers["X-Relaybox-Message-Id"] == send_ids[1]
 
-    for mid, subject in zip(
-        send_ids, [first.subject, second.subject], strict=True
-    ):
+    for mid, subject in zip(send_ids, [first.subject, second.subject], strict=True):
         assert mid is not None
         message = client.messages.retrieve(mid)
         assert message.status == "SENT"

@@ -111,7 +111,9 @@ def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
         ),
     ],
 )
-def test_unsupported_steps_fail_the_run_with_a_reason(ws: Workspace, step: dict[str, object]) -> None:
+def test_unsupported_steps_fail_the_run_with_a_reason(
+    ws: Workspace, step: dict[str, object]
+) -> None:
     """Accepted-but-unexecuted features end the run in ERROR saying what is not supported."""
     response = ws.client().automations.invoke.invoke_ad_hoc(
         automation={"steps": [step]}, recipient="u1"

@@ -59,3 +59,23 @@ def test_runs_and_messages_are_invisible_to_other_workspaces(
     assert "not found" in other.wait_run(run_b, "ERROR")["error"]
     # And A still sees its run.
     assert ws.run(run_a)["status"] == "PROCESSED"
+
+
+def test_cancel_step_only_cancels_runs_of_its_own_workspace(
+    ws: Workspace, new_workspace: Callable[[str], Workspace]
+) -> None:
+    """A cancel step in workspace B leaves A's runs with the same token waiting."""
+    token = unique("shared-token")
+    waiting = ws.client().automations.invoke.invoke_ad_hoc(
+        automation={"cancelation_token": token, "steps": [{"action": "delay", "duration": "1h"}]}
+    )
+    assert waiting.run_id
+    ws.wait_run(waiting.run_id, "WAITING")
+
+    other = new_workspace("canceler")
+    cancel = other.client().automations.invoke.invoke_ad_hoc(
+        automation={"steps": [{"action": "cancel", "cancelation_token": token}]}
+    )
+    assert cancel.run_id
+    other.wait_run(cancel.run_id, "PROCESSED")
+    assert ws.run(waiting.run_id)["status"] == "WAITING"

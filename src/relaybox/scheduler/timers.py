@@ -43,6 +43,12 @@ class TimerLoop:
         self._poke.set()
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._poke.set)
+
+        self._store.listen(wake)
         self._task = asyncio.create_task(self._run(), name="relaybox-timers")
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ writes across workspaces, except the claim/timer verbs that serve the engine as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,12 +116,27 @@ class CreatedRun:
 
 
 class Store(Protocol):
+    #: True when one process owns the database (embedded SQLite): leases left behind by a
+    #: crashed process may be released at start instead of waiting for them to expire.
+    exclusive: bool
+
     # --- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...
 
     async def close(self) -> None: ...
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations (blocking); returns the versions applied."""
+        ...
+
+    def listen(self, on_wake: Callable[[], None]) -> None:
+        """Call ``on_wake`` (from any thread) when another process makes a run due.
+
+        Only a hint for waking early: callers must not depend on it for correctness.
+        """
+        ...
 
     # --- workspaces and keys ----------------------------------------------------------------
     async def ensure_workspace(self, workspace_id: str, now: float) -> None: ...
