@@ -66,7 +66,7 @@ class Runtime:
     on_started: Callable[[str | None], None] | None = None
 
     async def start(self) -> None:
-        await self.store.open()
+        await self.store.open(migrate=self.settings.migrate)
         if self.settings.api_key:
             await self.services.keys.register(self.settings.api_key, DEFAULT_WORKSPACE)
         created = None

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     #: Hosts, IPs or CIDRs that outbound HTTP (webhooks, fetch-data) may reach even though
     #: they are private or loopback, e.g. "127.0.0.1,10.0.0.0/8".
     outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Apply pending database migrations when a process starts.
+    migrate: bool = True
     lease_seconds: float = 60.0
     concurrency: int = 64
     log_level: str = "info"

@@ -1,40 +1,64 @@
-"""The ``relaybox`` command line: serve, keys create."""
+"""The ``relaybox`` command line.
+
+relaybox serve    API, engine and timers in one process (the default deployment)
+relaybox api      API only (PostgreSQL; workers elsewhere execute the runs)
+relaybox worker   engine and timers only (PostgreSQL; any number of them)
+relaybox migrate  apply database migrations and exit
+relaybox keys create [--workspace W]   print a new API key
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from typing import Any
 
 import uvicorn
 
 from relaybox.settings import Settings
 
+DB_HELP = "default sqlite:///./relaybox.db (or RELAYBOX_DATABASE_URL)"
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relaybox", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="relaybox", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the API, engine and timers in one process")
-    serve.add_argument("--host", default=None, help="default 127.0.0.1")
-    serve.add_argument("--port", type=int, default=None, help="default 8080")
-    serve.add_argument("--database-url", default=None, help="default sqlite:///./relaybox.db")
+    for name, text in (
+        ("serve", "run the API, engine and timers in one process"),
+        ("api", "run the API only (PostgreSQL)"),
+    ):
+        role = sub.add_parser(name, help=text)
+        role.add_argument("--host", default=None, help="default 127.0.0.1")
+        role.add_argument("--port", type=int, default=None, help="default 8080")
+        role.add_argument("--database-url", default=None, help=DB_HELP)
+        role.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    worker = sub.add_parser("worker", help="run the engine and timers only (PostgreSQL)")
+    worker.add_argument("--database-url", default=None, help=DB_HELP)
+    worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.add_argument("--database-url", default=None, help=DB_HELP)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="print a new API key")
     create.add_argument("--workspace", default="default")
-    create.add_argument("--database-url", default=None)
+    create.add_argument("--database-url", default=None, help=DB_HELP)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
+    overrides: dict[str, Any] = {
         name: getattr(args, name)
         for name in ("host", "port", "database_url")
         if getattr(args, name, None) is not None
     }
+    if getattr(args, "no_migrate", False):
+        overrides["migrate"] = False
     return Settings(**overrides)
 
 
@@ -44,15 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    if args.command == "serve":
-        return _serve(settings)
+    if args.command in {"api", "worker"} and settings.database_url.startswith("sqlite"):
+        print(
+            f"relaybox {args.command}: SQLite is served by a single process; use "
+            "`relaybox serve`, or PostgreSQL (--database-url postgresql://…) to run separate "
+            "api and worker processes",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command in {"serve", "api"}:
+        return _serve(settings, run_engine=args.command == "serve")
+    if args.command == "worker":
+        return asyncio.run(_work(settings))
+    if args.command == "migrate":
+        return _migrate(settings)
     return asyncio.run(_create_key(settings, args.workspace))
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, run_engine: bool) -> int:
     from relaybox import bootstrap
 
-    runtime = bootstrap.build(settings)
+    runtime = bootstrap.build(settings, run_engine=run_engine)
 
     def announce(created_key: str | None) -> None:
         if created_key:
@@ -74,11 +110,36 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+async def _work(settings: Settings) -> int:
+    from relaybox import bootstrap
+
+    runtime = bootstrap.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    print(f"Relaybox worker {runtime.engine.owner if runtime.engine else ''} started", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from relaybox import bootstrap
+
+    applied = bootstrap.create_store(settings.database_url).migrate()
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
 async def _create_key(settings: Settings, workspace: str) -> int:
     from relaybox import bootstrap
 
     runtime = bootstrap.build(settings, run_engine=False)
-    await runtime.store.open()
+    await runtime.store.open(migrate=settings.migrate)
     try:
         key = await runtime.services.keys.create(workspace)
     finally:

@@ -121,8 +121,8 @@ class Store(Protocol):
     exclusive: bool
 
     # --- lifecycle -----------------------------------------------------------------------
-    async def open(self) -> None:
-        """Connect and apply pending migrations."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect, applying pending migrations first unless told not to."""
         ...
 
     async def close(self) -> None: ...

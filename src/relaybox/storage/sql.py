@@ -60,8 +60,9 @@ class SqlStore:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def open(self) -> None:
-        await asyncio.to_thread(self.migrate)
+    async def open(self, *, migrate: bool = True) -> None:
+        if migrate:
+            await asyncio.to_thread(self.migrate)
         self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="relaybox-read")
         self._writer.start()
 
