@@ -536,6 +536,22 @@ class Workspace:
         with self.client() as client:
             return list(client.automations.runs.list_steps(run_id).steps or [])
 
+    def find_run(self, run_id: str, **filters: Any) -> Any | None:
+        """The ``automations.runs.list`` item for ``run_id`` (paging newest first), or None."""
+        client = self.client()
+        cursor: str | None = None
+        while True:
+            kwargs = {"limit": "50", **filters}
+            if cursor:
+                kwargs["cursor"] = cursor
+            page = client.automations.runs.list(**kwargs)
+            for item in page.runs or []:
+                if item.run_id == run_id:
+                    return item
+            if not page.next_cursor:
+                return None
+            cursor = page.next_cursor
+
     def all_runs(self, **filters: Any) -> list[Any]:
         """Every page of ``automations.runs.list`` with these filters."""
         client = self.client()

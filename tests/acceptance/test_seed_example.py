@@ -91,8 +91,8 @@ def test_seed_example_sends_two_rendered_emails_two_seconds_apart(
         assert content.results
         assert content.results[0].content.subject == subject
 
-    runs = ws.all_runs()
-    ours = [r for r in runs if r.run_id == run_id]
-    assert len(ours) == 1
-    assert ours[0].status == "PROCESSED"
-    assert ours[0].created_at is not None
+    listed = ws.find_run(run_id, status="PROCESSED")
+    assert listed is not None
+    assert listed.status == "PROCESSED"
+    assert listed.template_id is None
+    assert listed.created_at is not None

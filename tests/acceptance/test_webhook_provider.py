@@ -110,3 +110,35 @@ def test_webhook_rejection_is_undeliverable(
     types = [event.get("type") if isinstance(event, dict) else event.type for event in history]
     assert "UNDELIVERABLE" in types
     assert "RETRYING" not in types
+
+
+def test_canceling_a_run_between_retries_stops_them_and_cancels_the_message(
+    webhook_ws: Workspace, webhook_receiver: WebhookReceiver
+) -> None:
+    """A run canceled while its send waits to retry makes no more calls; the message is CANCELED."""
+    ws = webhook_ws
+    client = ws.client()
+    template = unique("HOOK")
+    ws.add_template(template, "Hook for {{name}}", "Body for {{name}}")
+    run_id = _invoke(ws, template, "flaky", unique("hook-user"))
+    message_id = _message_id(ws, run_id)
+    wait_for(lambda: webhook_receiver.for_message(message_id), what="the first attempt")
+    with ws.http() as http:
+        canceled = http.post(f"/automations/runs/{run_id}/cancel")
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "CANCELED"
+
+    # A control run started later retries after the same backoff: once its second attempt
+    # has arrived, the canceled run's retry time has passed too.
+    control = _invoke(ws, template, "flaky", unique("hook-user"))
+    control_message = _message_id(ws, control)
+    wait_for(
+        lambda: len(webhook_receiver.for_message(control_message)) >= 2,
+        what="the control run's retry",
+    )
+    assert len(webhook_receiver.for_message(message_id)) == 1
+    assert ws.run(run_id)["status"] == "CANCELED"
+    (step,) = ws.steps(run_id)
+    assert step.status == "CANCELED"
+    message = client.messages.retrieve(message_id)
+    assert message.status == "CANCELED", f"message left {message.status} after its run was canceled"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import courier
 import httpx
 import pytest
-from relaybox_harness import SmtpServer, Workspace, unique, unique_email
+from relaybox_harness import RelayboxServer, SmtpServer, Workspace, unique, unique_email
 
 
 def test_runs_and_messages_are_invisible_to_other_workspaces(
@@ -79,3 +80,40 @@ def test_cancel_step_only_cancels_runs_of_its_own_workspace(
     assert cancel.run_id
     other.wait_run(cancel.run_id, "PROCESSED")
     assert ws.run(waiting.run_id)["status"] == "WAITING"
+
+
+def test_keys_create_works_while_the_server_is_writing(
+    server: RelayboxServer, ws: Workspace
+) -> None:
+    """`relaybox keys create` on the live database succeeds during a stream of invokes."""
+    client = ws.client()
+    stop = threading.Event()
+    outcomes: list[str | Exception] = []
+
+    def invoke_until_stopped() -> None:
+        while not stop.is_set():
+            try:
+                run_id = client.automations.invoke.invoke_ad_hoc(
+                    automation={"steps": [{"action": "delay", "duration": "1ms"}]}
+                ).run_id
+                outcomes.append(run_id or "")
+            except Exception as exc:
+                outcomes.append(exc)
+
+    writers = [threading.Thread(target=invoke_until_stopped) for _ in range(4)]
+    for thread in writers:
+        thread.start()
+    try:
+        name = unique("busy")
+        key = server.create_key(name)
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+    assert outcomes
+    assert [o for o in outcomes if not isinstance(o, str) or not o] == []
+    new = Workspace(server, key, name)
+    try:
+        assert new.client().automations.runs.list().runs == []
+    finally:
+        new.close()
