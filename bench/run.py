@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -178,6 +178,10 @@ class Sink:
 
     def count(self) -> int:
         return int(httpx.get(f"{self.url}/_count", timeout=10).json()["count"])
+
+    def connections(self) -> int:
+        """Connections the sink has accepted (from the servers' webhook HTTP clients)."""
+        return int(httpx.get(f"{self.url}/_count", timeout=10).json()["connections"])
 
     def arrivals(self) -> dict[str, float]:
         """First arrival time per runId (the key is ``<runId>/<step>``)."""
@@ -359,6 +363,7 @@ def wrk_phase(
     waited = wait_quiet(args.quiet_wait)
     before = server.stats()
     before_sink = sink.count()
+    before_conns = sink.connections()
     mark = cpu_mark(server, sink)
     result = run_wrk(server.url + path, body, server.key, args.duration, args.connections, work)
     end = cpu_mark(server, sink)
@@ -374,6 +379,7 @@ def wrk_phase(
         jobs_per_commit=jobs / commits if commits else None,
         jobs_per_request=jobs / result["requests"] if result["requests"] else None,
         delivered_rps=(sink.count() - before_sink) / seconds,
+        sink_connections=sink.connections() - before_conns,
         backlog_at_end=after["backlog"],
         cpu=cpu_report(mark, end, result["requests"]),
     )
@@ -407,6 +413,26 @@ def _say(variant: Variant, what: str, row: dict[str, Any]) -> None:
     )
 
 
+def least_disturbed(
+    measure: Callable[[], dict[str, Any]], args: argparse.Namespace, what: str
+) -> dict[str, Any]:
+    """Measure; while other processes used more than ``--max-others`` cores during the
+    measurement, measure again (at most ``--retries`` times) and keep the least disturbed."""
+    best: dict[str, Any] | None = None
+    for attempt in range(1, args.retries + 2):
+        row = measure()
+        row["attempt"] = attempt
+        others = row["cpu"]["cores"]["others"]
+        if best is None or others < best["cpu"]["cores"]["others"]:
+            best = row
+        if others <= args.max_others:
+            break
+        if attempt <= args.retries:
+            print(f"    {what}: other processes used {others:.2f} cores; again", flush=True)
+    assert best is not None
+    return best
+
+
 def closed_loop(
     variant: Variant, args: argparse.Namespace, work: Path, sink: Sink
 ) -> list[dict[str, Any]]:
@@ -414,23 +440,32 @@ def closed_loop(
     tag = variant.name.replace(" ", "-")
     with server_process(work, f"closed-{tag}", variant, args) as server:
         server.setup(sink)
-        for path, body in (("/bench/noop", DELAY_BODY), ("/automations/invoke", DELAY_BODY)):
-            run_wrk(server.url + path, body, server.key, args.warmup, args.connections, work)
+        for path in ("/bench/noop", "/automations/invoke"):
+            run_wrk(server.url + path, DELAY_BODY, server.key, args.warmup, args.connections, work)
         for rep in range(1, args.repeat + 1):
             for name, path in (("no-op", "/bench/noop"), ("delay", "/automations/invoke")):
-                row = wrk_phase(server, sink, path, DELAY_BODY, args, work)
+                row = least_disturbed(
+                    lambda path=path: wrk_phase(server, sink, path, DELAY_BODY, args, work),
+                    args,
+                    name,
+                )
                 row.update(variant=variant.name, name=name, rep=rep)
                 _say(variant, f"{name} #{rep}", row)
                 rows.append(row)
-    with server_process(work, f"closed-send-{tag}", variant, args) as server:
-        server.setup(sink)
-        base = sink.count()
-        row = wrk_phase(server, sink, "/automations/invoke", SEND_BODY, args, work)
-        row.update(variant=variant.name, name="send", rep=1)
-        _say(variant, "send", row)
-        acked = row["requests"] - row["errors"]["status"]
-        row["drain"] = drain(server, sink, base + acked, args.drain_timeout)
-        rows.append(row)
+
+    def send() -> dict[str, Any]:
+        with server_process(work, f"closed-send-{tag}", variant, args) as server:
+            server.setup(sink)
+            base = sink.count()
+            row = wrk_phase(server, sink, "/automations/invoke", SEND_BODY, args, work)
+            acked = row["requests"] - row["errors"]["status"]
+            row["drain"] = drain(server, sink, base + acked, args.drain_timeout)
+        return row
+
+    row = least_disturbed(send, args, "send")
+    row.update(variant=variant.name, name="send", rep=1)
+    _say(variant, "send", row)
+    rows.append(row)
     return rows
 
 
@@ -445,6 +480,7 @@ def latency_phase(
         server.setup(sink)
         waited = wait_quiet(args.quiet_wait)
         base = sink.count()
+        base_conns = sink.connections()
         mark = cpu_mark(server, sink)
         client = loadgen.RawClient(HOST, server.port, server.key, "/automations/invoke")
 
@@ -463,6 +499,7 @@ def latency_phase(
         end = cpu_mark(server, sink)
         ok = [r for r in records if r.status == 200 and r.run_id]
         drained = drain(server, sink, base + len(ok), args.drain_timeout)
+        sink_connections = sink.connections() - base_conns
         arrivals = sink.arrivals()
     cutoff = records[0].scheduled + args.warmup if records else 0.0
     window = [r for r in records if r.scheduled >= cutoff]
@@ -487,6 +524,7 @@ def latency_phase(
         ),
         "gen_lag_ms": loadgen.percentiles([1e3 * (r.sent - r.scheduled) for r in window], (50, 99)),
         "connections": client.opened,
+        "sink_connections": sink_connections,
         "drain": drained,
         "cpu": cpu_report(mark, end, len(records)),
     }
@@ -503,34 +541,63 @@ def latency_phase(
 # --- profiling ------------------------------------------------------------------------------
 
 
-def profile_phase(
-    name: str, body: dict[str, Any], args: argparse.Namespace, work: Path, sink: Sink
-) -> dict[str, Any] | None:
-    """Sample a stock server with py-spy while wrk drives invoke; summarise the event loop."""
+def _spy(pid: int, seconds: int, raw: Path) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print("  py-spy not found (pip install py-spy); skipping the profile", flush=True)
         return None
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250"]
+    cmd += ["--format", "raw", "--threads", "--nonblocking", "-o", str(raw)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _finish(spy: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        spy.wait(timeout=timeout)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+
+
+def profile_phases(args: argparse.Namespace, work: Path, sink: Sink) -> dict[str, Any]:
+    """py-spy on a stock server: (1) ingest, wrk invoking one-delay automations; (2) delivery,
+    the engine draining a backlog of one-send runs with no invokes coming in."""
     seconds = max(3, int(args.profile_seconds))
-    raw = args.out / f"{args.stamp}-profile-{name}.txt"
-    with server_process(work, f"profile-{name}", Variant("stock"), args) as server:
+    found: dict[str, Any] = {}
+    invoke = "/automations/invoke"
+    with server_process(work, "profile", Variant("stock"), args) as server:
         server.setup(sink)
-        run_wrk(server.url + "/automations/invoke", body, server.key, 2, args.connections, work)
-        cmd = [spy, "record", "--pid", str(server.proc.pid), "--duration", str(seconds)]
-        cmd += ["--rate", "250", "--format", "raw", "--threads", "--nonblocking", "-o", str(raw)]
-        spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            url = server.url + "/automations/invoke"
-            run_wrk(url, body, server.key, seconds + 1, args.connections, work)
-            spy_proc.wait(timeout=seconds + 30)
-        finally:
-            if spy_proc.poll() is None:
-                spy_proc.kill()
-                spy_proc.wait()
-    if not raw.exists():
-        return None
-    print(f"  profile of invoke ({name}) written to {raw}", flush=True)
-    return hotspots.summarise(raw.read_text())
+        run_wrk(server.url + invoke, DELAY_BODY, server.key, 2, args.connections, work)
+        raw = args.out / f"{args.stamp}-profile-ingest.txt"
+        spy = _spy(server.proc.pid, seconds, raw)
+        if spy is None:
+            return found
+        run_wrk(server.url + invoke, DELAY_BODY, server.key, seconds + 1, args.connections, work)
+        _finish(spy, 30)
+        if raw.exists():
+            found["ingest: wrk invoking one-delay automations"] = hotspots.summarise(
+                raw.read_text()
+            )
+        # Build a backlog of send runs, then sample only the engine delivering it.
+        run_wrk(server.url + invoke, SEND_BODY, server.key, seconds + 4, args.connections, work)
+        raw = args.out / f"{args.stamp}-profile-delivery.txt"
+        before = sink.count()
+        mark = cpu_mark(server, sink)
+        spy = _spy(server.proc.pid, seconds, raw)
+        if spy is None:
+            return found
+        _finish(spy, seconds + 30)
+        end = cpu_mark(server, sink)
+        delivered = sink.count() - before
+        if raw.exists():
+            summary = hotspots.summarise(raw.read_text())
+            summary["deliveries_per_s"] = delivered / (end.wall - mark.wall)
+            summary["cpu"] = cpu_report(mark, end, delivered)
+            summary["backlog_left"] = server.stats()["backlog"]
+            found["delivery: engine draining a backlog of one-send runs"] = summary
+    print(f"  profiles written to {args.out}/{args.stamp}-profile-*.txt", flush=True)
+    return found
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -628,8 +695,9 @@ def _closed_table(results: dict[str, Any]) -> list[str]:
         tail = "" if d["drained"] else f"; {d['missing']:,} still undelivered"
         lines.append(
             f"\n[{r['variant']}] invoke with 1 send: while wrk ran, the sink received "
-            f"{r['delivered_rps']:,.0f} webhooks/s against {r['rps']:,.0f} invokes/s acked; "
-            f"{r['backlog_at_end']:,} runs were queued in the engine at the end; the drain "
+            f"{r['delivered_rps']:,.0f} webhooks/s (on {r['sink_connections']:,} new "
+            f"connections) against {r['rps']:,.0f} invokes/s acked; {r['backlog_at_end']:,} "
+            "runs were queued in the engine at the end; the drain "
             f"afterwards (no invokes) delivered {_f(d['rate'], '{:,.0f}')}/s for "
             f"{d['seconds']:.0f} s{tail}."
         )
@@ -702,14 +770,34 @@ def _profiles(results: dict[str, Any]) -> list[str]:
         if not prof:
             continue
         packages = ", ".join(f"{k} {v:.0f}%" for k, v in prof["package_self_pct"][:10])
+        extra = ""
+        if "deliveries_per_s" in prof:
+            per = prof["cpu"]["server_us_per_request"]
+            extra = (
+                f" While sampled: {prof['deliveries_per_s']:,.0f} deliveries/s, server CPU "
+                f"{per['process']:,.0f} µs per delivery (loop {per['loop']:,.0f}, writer "
+                f"{per['writer']:,.0f}, readers {per['readers']:,.0f})."
+            )
         lines += [
-            f"\n**py-spy, stock server, wrk on invoke with {name}** — samples per thread: "
-            f"{prof['threads']}. Event loop self time by package: {packages}.\n",
+            f"\n**py-spy, stock server, {name}** — samples per thread: "
+            f"{prof['threads']}. Event loop self time by package: {packages}.{extra}\n",
             "| loop self % | frame |",
             "|---:|---|",
         ]
         lines += [f"| {pct:.1f} | `{frame}` |" for frame, pct in prof["self_pct"][:15]]
+        focus = [
+            (frame, pct)
+            for frame, pct in prof["inclusive_pct"]
+            if pct < 60 and any(k in frame for k in FOCUS)
+        ]
+        lines += ["", "| loop inclusive % | frame |", "|---:|---|"]
+        lines += [f"| {pct:.1f} | `{frame}` |" for frame, pct in focus[:20]]
     return lines
+
+
+#: Frames worth showing with their callees included: Relaybox's own, the outbound HTTP
+#: client, and the per-request framework costs found while profiling.
+FOCUS = ("relaybox/", "httpx/_client", "connection_pool", "telemetry", "secrets.py", "solve_dep")
 
 
 def render(results: dict[str, Any]) -> str:
@@ -746,6 +834,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds")
     parser.add_argument("--quiet-wait", type=float, default=20.0, help="max s to wait for idle")
     parser.add_argument("--concurrency", type=int, default=None, help="engine workers")
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.3,
+        help="cores other processes may use during a measurement before it is retried",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="for disturbed measurements")
     parser.add_argument(
         "--experiments",
         default="",
@@ -796,12 +891,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.skip_latency:
                 print(f"open loop (invoke → provider), {variant.name} ...", flush=True)
                 for rate in rates:
-                    results["latency"].append(latency_phase(variant, rate, args, work, sink))
+                    row = least_disturbed(
+                        lambda rate=rate, variant=variant: latency_phase(
+                            variant, rate, args, work, sink
+                        ),
+                        args,
+                        f"{rate:g}/s",
+                    )
+                    results["latency"].append(row)
         if args.profile and not args.skip_wrk:
             print("profiles (py-spy) ...", flush=True)
-            for name, body in (("a delay step", DELAY_BODY), ("a send step", SEND_BODY)):
-                tag = name.split()[1]
-                results["profiles"][name] = profile_phase(tag, body, args, work, sink)
+            results["profiles"] = profile_phases(args, work, sink)
     text = render(results)
     base = args.out / args.stamp
     base.with_suffix(".md").write_text(text)

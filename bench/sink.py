@@ -4,7 +4,8 @@ Every request to any path other than ``/_records`` and ``/_count`` is recorded a
 ``(Idempotency-Key header, arrival time)`` — the key is ``<runId>/<step index>`` and the time
 is ``time.time()`` when the request has been fully read — and answered ``200 {}``.
 
-``GET /_records`` returns ``[[key, time], ...]`` as JSON; ``GET /_count`` returns ``{"count"}``.
+``GET /_records`` returns ``[[key, time], ...]`` as JSON; ``GET /_count`` returns
+``{"count", "connections"}`` (requests recorded, connections accepted).
 
 Built on uvloop + httptools with a bare asyncio Protocol (HTTP/1.1 keep-alive), so it costs
 a few tens of microseconds of CPU per request: it shares the machine with the server.
@@ -39,6 +40,8 @@ class Sink:
 
     def __init__(self) -> None:
         self.records: list[tuple[str, float]] = []
+        #: Connections accepted so far: shows whether the server's HTTP client reuses them.
+        self.connections = 0
 
 
 class _Connection(asyncio.Protocol):
@@ -53,6 +56,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        self._sink.connections += 1
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -79,7 +83,8 @@ class _Connection(asyncio.Protocol):
         if self._url.startswith(b"/_records"):
             self._transport.write(_reply(orjson.dumps(self._sink.records)))
         elif self._url.startswith(b"/_count"):
-            self._transport.write(_reply(orjson.dumps({"count": len(self._sink.records)})))
+            counts = {"count": len(self._sink.records), "connections": self._sink.connections}
+            self._transport.write(_reply(orjson.dumps(counts)))
         else:
             self._sink.records.append((self._key, now))
             self._transport.write(_OK)

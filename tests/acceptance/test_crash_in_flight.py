@@ -19,21 +19,41 @@ from relaybox_harness import (
 )
 
 
-@pytest.fixture
-def crash_server(
+@pytest.fixture(scope="module")
+def in_flight_server(
     start_server: Callable[[str], RelayboxServer],
     smtp: SmtpServer,
     webhook_receiver: WebhookReceiver,
 ) -> Iterator[Workspace]:
-    """A server of this test's own (it gets killed)."""
+    """A server of this module's own (its tests kill it) with SMTP and webhook providers.
+
+    Routing tries email first, so recipients with an email address get SMTP and recipients
+    without one get the webhook.
+    """
     server = start_server("in-flight")
     ws = Workspace(server, server.api_key)
+    ws.add_smtp_provider(smtp)
+    ws.client().providers.create(
+        provider="webhook", settings={"url": webhook_receiver.url, "secret": WEBHOOK_SECRET}
+    )
+    ws.add_template("SLOW", "Slow {{n}}", "Body {{n}}")
     yield ws
+    ws.close()
+    server.stop()
+
+
+@pytest.fixture
+def crash_server(
+    in_flight_server: Workspace, smtp: SmtpServer, webhook_receiver: WebhookReceiver
+) -> Iterator[Workspace]:
+    """The module's server, running (restarted if an earlier test left it down)."""
+    process = in_flight_server.server.process
+    if process is None or process.poll() is not None:
+        in_flight_server.server.start()
+    yield in_flight_server
     # Never leave a held SMTP reply or webhook answer waiting, even if the test failed early.
     smtp.recorder.release.set()
     webhook_receiver.release.set()
-    ws.close()
-    server.stop()
 
 
 def test_smtp_send_cut_off_by_sigkill_is_not_repeated(
@@ -41,8 +61,6 @@ def test_smtp_send_cut_off_by_sigkill_is_not_repeated(
 ) -> None:
     """An email in flight at kill -9 is not sent again; the run completes, flagged unconfirmed."""
     ws = crash_server
-    ws.add_smtp_provider(smtp)
-    ws.add_template("SLOW", "Slow {{n}}", "Body {{n}}")
     email = unique_email("hold")
     run_id = (
         ws.client()
@@ -79,17 +97,13 @@ def test_webhook_call_cut_off_by_sigkill_is_repeated_with_the_same_key(
 ) -> None:
     """A webhook call in flight at kill -9 is repeated after restart with its Idempotency-Key."""
     ws = crash_server
-    ws.client().providers.create(
-        provider="webhook", settings={"url": webhook_receiver.url, "secret": WEBHOOK_SECRET}
-    )
-    ws.add_template("HOOKED", "Hooked", "Body")
     user = unique("hook-hold")
     run_id = (
         ws.client()
         .automations.invoke.invoke_ad_hoc(
-            automation={"steps": [{"action": "send", "template": "HOOKED"}]},
+            automation={"steps": [{"action": "send", "template": "SLOW"}]},
             recipient=user,
-            data={"scenario": "hold"},
+            data={"scenario": "hold", "n": 8},
         )
         .run_id
     )

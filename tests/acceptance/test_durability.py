@@ -10,11 +10,11 @@ import pytest
 from relaybox_harness import RelayboxServer, SmtpServer, Workspace, unique, unique_email
 
 
-@pytest.fixture
-def own_server(
+@pytest.fixture(scope="module")
+def durable_server(
     start_server: Callable[[str], RelayboxServer], smtp: SmtpServer
 ) -> Iterator[Workspace]:
-    """A server of this test's own (it gets killed), with SMTP and two templates."""
+    """A server of this module's own (its tests kill it), with SMTP and two templates."""
     server = start_server("durable")
     ws = Workspace(server, server.api_key)
     ws.add_smtp_provider(smtp)
@@ -23,6 +23,15 @@ def own_server(
     yield ws
     ws.close()
     server.stop()
+
+
+@pytest.fixture
+def own_server(durable_server: Workspace) -> Workspace:
+    """The module's server, running (restarted if an earlier test left it down)."""
+    process = durable_server.server.process
+    if process is None or process.poll() is not None:
+        durable_server.server.start()
+    return durable_server
 
 
 def _invoke(ws: Workspace, email: str, delay: str) -> str:

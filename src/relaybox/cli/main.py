@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx logs every request URL at INFO; webhook URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command in {"api", "worker"} and settings.database_url.startswith("sqlite"):
         print(
             f"relaybox {args.command}: SQLite is served by a single process; use "
@@ -106,6 +108,9 @@ def _serve(settings: Settings, *, run_engine: bool) -> int:
         http="httptools",
         timeout_graceful_shutdown=30,
     )
+    # uvicorn re-raises the SIGTERM it caught once shutdown is done; with the default handler
+    # that would kill the process and turn a clean drain into exit status -15.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.Server(config).run()
     return 0
 

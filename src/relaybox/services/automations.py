@@ -20,6 +20,8 @@ from relaybox.storage.base import Resource, RunFilter, RunPage, Store, StoredRes
 
 AUTOMATION_KIND = "automation"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+#: Path segments the API routes already use under /automations/.
+_RESERVED = frozenset({"runs", "invoke"})
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,11 @@ class AutomationService:
     # --- saved automations ------------------------------------------------------------------
 
     async def put_draft(self, workspace_id: str, automation_id: str, body: Any) -> Resource:
-        if not _ID.match(automation_id):
-            raise ValidationError("automation id: use 1-128 letters, digits, '.', '_', ':' or '-'")
+        if not _ID.match(automation_id) or automation_id in _RESERVED:
+            raise ValidationError(
+                "automation id: use 1-128 letters, digits, '.', '_', ':' or '-' "
+                "(and not 'runs' or 'invoke')"
+            )
         if not isinstance(body, dict):
             raise ValidationError("Expected a JSON object")
         definition = automation.parse_automation(body, where="body")
@@ -119,8 +124,13 @@ class AutomationService:
         alias = body.get("alias")
         if name is not None and not isinstance(name, str):
             raise ValidationError("name: Expected string")
-        if alias is not None and (not isinstance(alias, str) or not _ID.match(alias)):
-            raise ValidationError("alias: use 1-128 letters, digits, '.', '_', ':' or '-'")
+        if alias is not None and (
+            not isinstance(alias, str) or not _ID.match(alias) or alias in _RESERVED
+        ):
+            raise ValidationError(
+                "alias: use 1-128 letters, digits, '.', '_', ':' or '-' "
+                "(and not 'runs' or 'invoke')"
+            )
         display_name = name or "Untitled Automation"
         draft = {
             "name": display_name,

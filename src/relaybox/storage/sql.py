@@ -407,20 +407,24 @@ class SqlStore:
             if cancel_token is None:
                 return []
             args = (run.updated_at, run.workspace_id, cancel_token, run.id)
-            return [str(r[0]) for r in c.execute(cancel, args).fetchall()]
+            canceled = [str(r[0]) for r in c.execute(cancel, args).fetchall()]
+            self._cancel_messages(c, run.workspace_id, canceled, run.updated_at)
+            return canceled
 
         return await self._writer.submit(write)
 
     async def cancel_run(self, workspace_id: str, run_id: str, now: float) -> Run | None:
         def write(c: Connection) -> Run | None:
-            c.execute(
+            canceled = c.execute(
                 self.q(
                     "UPDATE runs SET status = 'CANCELED', due_at = NULL, lease_owner = NULL, "
                     "lease_token = lease_token + 1, updated_at = ? "
                     "WHERE workspace_id = ? AND id = ? AND due_at IS NOT NULL"
                 ),
                 (now, workspace_id, run_id),
-            )
+            ).rowcount
+            if canceled:
+                self._cancel_messages(c, workspace_id, [run_id], now)
             row = c.execute(
                 self.q(f"SELECT {rows.RUN_COLUMNS} FROM runs WHERE workspace_id = ? AND id = ?"),
                 (workspace_id, run_id),
@@ -447,6 +451,26 @@ class SqlStore:
             return released
 
         return await self._writer.submit(write)
+
+    def _cancel_messages(
+        self, c: Connection, workspace_id: str, run_ids: Sequence[str], now: float
+    ) -> None:
+        """Messages of canceled runs that were waiting (e.g. for a retry) end CANCELED too.
+
+        A message whose attempt is in flight is left alone: its outcome is still coming.
+        """
+        if not run_ids:
+            return
+        marks = ",".join("?" * len(run_ids))
+        found = c.execute(
+            self.q(
+                "UPDATE messages SET status = 'CANCELED', updated_at = ? "
+                f"WHERE workspace_id = ? AND run_id IN ({marks}) "
+                "AND status IN ('ENQUEUED', 'ROUTED') AND attempt_state IS NULL RETURNING id"
+            ),
+            (now, workspace_id, *run_ids),
+        ).fetchall()
+        self._store_events(c, [MessageEvent(str(r[0]), now, "CANCELED") for r in found])
 
     # --- messages ---------------------------------------------------------------------------
 

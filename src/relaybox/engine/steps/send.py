@@ -32,14 +32,18 @@ def request_for(run: Run, index: int, message_id: str) -> SendRequest:
     spec = run.steps_def[index]
     ctx = run.context
     data: dict[str, Any] = {**ctx.data, **(spec.get("data") or {})}
+    recipient = spec.get("recipient") or ctx.recipient or _recipient_from(data)
+    # The run's profile belongs to the run's recipient; a step addressed to someone else
+    # must not inherit (and send to) the run recipient's email address.
+    inherited = ctx.profile if spec.get("recipient") in (None, ctx.recipient) else {}
     return SendRequest(
         workspace_id=run.workspace_id,
         message_id=message_id,
         idempotency_key=idempotency_key(run, index),
-        recipient=spec.get("recipient") or ctx.recipient or _recipient_from(data),
+        recipient=recipient,
         template=spec.get("template") or ctx.template,
         data=data,
-        profile={**ctx.profile, **(spec.get("profile") or {})},
+        profile={**inherited, **(spec.get("profile") or {})},
         brand=spec.get("brand") or ctx.brand,
         run_id=run.id,
     )
