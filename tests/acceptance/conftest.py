@@ -5,11 +5,13 @@ tests that kill or stop the process.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path; the
@@ -48,19 +50,31 @@ def smtp() -> Iterator[SmtpServer]:
     server.controller.stop()
 
 
+def backend() -> str:
+    """The database the servers run on: ``RELAYBOX_TEST_BACKEND`` = sqlite (default) or postgres.
+
+    ``scripts/test`` runs this suite once per backend.
+    """
+    return os.environ.get("RELAYBOX_TEST_BACKEND", "sqlite")
+
+
 @pytest.fixture(scope="session")
 def start_server(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[str], RelayboxServer]]:
     """Start ``relaybox serve`` processes with their own databases; stops them all at the end."""
     started: list[RelayboxServer] = []
 
     def start(name: str) -> RelayboxServer:
         directory = tmp_path_factory.mktemp(name)
+        database_url = None
+        if backend() == "postgres":
+            database_url = _fresh_postgres_database(request.getfixturevalue("postgres_url"), name)
         server = RelayboxServer(
             db_path=Path(directory) / "relaybox.db",
             api_key="rbx_test_" + secrets.token_urlsafe(16),
             log_path=Path(directory) / "server.log",
+            database_url=database_url,
         )
         started.append(server)
         server.start()
@@ -69,6 +83,9 @@ def start_server(
     yield start
     for server in started:
         server.stop()
+    for server in started:
+        if server.database_url.startswith("postgresql"):
+            _drop_postgres_database(server.database_url)
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +142,18 @@ def webhook_ws(
         },
     )
     return workspace
+
+
+def _fresh_postgres_database(session_url: str, name: str) -> str:
+    """A new database next to the session's (dropped with the server at the end)."""
+    base = session_url.rpartition("/")[0]
+    database = f"{session_url.rpartition('/')[2]}_{name}_{secrets.token_hex(3)}"[:63]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    return f"{base}/{database}"
+
+
+def _drop_postgres_database(url: str) -> None:
+    base, _, database = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -293,18 +293,25 @@ def verify_signature(secret: str, header: str, raw: bytes) -> bool:
 
 
 class RelayboxServer:
-    """``python -m relaybox serve`` on a free port with its own SQLite file."""
+    """``python -m relaybox serve`` on a free port with its own database.
 
-    def __init__(self, *, db_path: Path, api_key: str, log_path: Path) -> None:
+    The database is a SQLite file unless ``database_url`` names another (the suite runs once
+    per backend: see ``backend`` in conftest.py).
+    """
+
+    def __init__(
+        self, *, db_path: Path, api_key: str, log_path: Path, database_url: str | None = None
+    ) -> None:
         self.db_path = db_path
         self.api_key = api_key
         self.log_path = log_path
+        self._database_url = database_url
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self._database_url or f"sqlite:///{self.db_path}"
 
     @property
     def url(self) -> str:
@@ -321,6 +328,9 @@ class RelayboxServer:
         env.update(
             RELAYBOX_API_KEY=self.api_key,
             RELAYBOX_OUTBOUND_ALLOW=LOCAL,
+            # On a shared database (PostgreSQL) a killed process's runs wait for its leases
+            # to expire; keep that short so crash tests resume quickly.
+            RELAYBOX_LEASE_SECONDS="3",
             PYTHONUNBUFFERED="1",
         )
         return env
