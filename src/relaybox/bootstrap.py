@@ -112,7 +112,10 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )
-        timers = TimerLoop(engine=engine, clock=clock)
+        # On a shared database other processes' writes arrive as NOTIFY hints; the idle check
+        # bounds the delay should a hint be lost (correctness never depends on hints).
+        idle = 30.0 if store.exclusive else 2.0
+        timers = TimerLoop(engine=engine, clock=clock, idle_check=idle)
     services = Services(
         clock=clock,
         keys=KeyService(store=store, clock=clock),

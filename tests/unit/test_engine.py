@@ -460,3 +460,33 @@ async def test_delivery_outcome_is_kept_when_the_run_was_canceled_meanwhile(worl
     message = await world.message_of(await world.run("run_1"))
     # The provider accepted it: the message must not stay in_flight/ROUTED forever.
     assert (message.status, message.attempt_state) == ("SENT", None)
+
+
+async def test_expired_lease_passes_the_run_to_another_worker_and_fences_the_first(
+    world: World,
+) -> None:
+    """A worker whose lease expired mid-call cannot commit; the next worker finishes the run."""
+    second = world.engine_for("worker-2")
+    taken_over: list[Run] = []
+
+    async def stall_past_the_lease(message: RenderedMessage) -> None:
+        # The first worker hangs in the provider call until its lease is long gone, and
+        # another worker claims the run meanwhile (its timer loop would do exactly this).
+        world.provider.on_send = None
+        world.clock.advance(LEASE + 1)
+        taken_over.extend(await world.claim(second.owner))
+        await second.process(taken_over[0])
+
+    world.provider.on_send = stall_past_the_lease
+    with pytest.raises(StaleLease):
+        await world.engine.process(await world.create("run_1", SEND, SEND))
+
+    assert [r.id for r in taken_over] == ["run_1"]
+    stored = await world.run("run_1")
+    assert stored.status is RunStatus.PROCESSED
+    # The in-flight first send was not repeated (this provider cannot deduplicate); the
+    # second send ran once, by the second worker.
+    assert [c.idempotency_key for c in world.provider.calls] == ["run_1/0", "run_1/1"]
+    first = await world.message_of(stored, 0)
+    assert first.status == "SENT"
+    assert "unconfirmed" in (first.error or "")
