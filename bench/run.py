@@ -34,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -100,6 +102,8 @@ TARGET_RATE = 500.0
 class Variant:
     name: str
     experiments: tuple[str, ...] = ()
+    #: Engine workers (Settings.concurrency); None keeps the server's default.
+    concurrency: int | None = None
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -257,12 +261,14 @@ def server_process(
     db = work / f"{name}.db"
     cmd = [sys.executable, str(BENCH / "server.py"), "--db", str(db), "--port", str(port)]
     cmd += ["--api-key", key]
-    if args.concurrency is not None:
-        cmd += ["--concurrency", str(args.concurrency)]
+    concurrency = variant.concurrency if variant.concurrency is not None else args.concurrency
+    if concurrency is not None:
+        cmd += ["--concurrency", str(concurrency)]
     for experiment in variant.experiments:
         cmd += ["--experiment", experiment]
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
     with open(work / f"{name}.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         server = Server(port, key, proc)
         try:
             wait_http(f"{server.url}/healthz", 30, proc)
@@ -413,6 +419,14 @@ def _say(variant: Variant, what: str, row: dict[str, Any]) -> None:
     )
 
 
+#: Rows of the closed loop on one server, alternated --repeat times.
+CLOSED_LOOP = (
+    ("raw no-op", "/bench/raw-noop"),
+    ("no-op", "/bench/noop"),
+    ("delay", "/automations/invoke"),
+)
+
+
 def least_disturbed(
     measure: Callable[[], dict[str, Any]], args: argparse.Namespace, what: str
 ) -> dict[str, Any]:
@@ -440,10 +454,10 @@ def closed_loop(
     tag = variant.name.replace(" ", "-")
     with server_process(work, f"closed-{tag}", variant, args) as server:
         server.setup(sink)
-        for path in ("/bench/noop", "/automations/invoke"):
+        for _, path in CLOSED_LOOP:
             run_wrk(server.url + path, DELAY_BODY, server.key, args.warmup, args.connections, work)
         for rep in range(1, args.repeat + 1):
-            for name, path in (("no-op", "/bench/noop"), ("delay", "/automations/invoke")):
+            for name, path in CLOSED_LOOP:
                 row = least_disturbed(
                     lambda path=path: wrk_phase(server, sink, path, DELAY_BODY, args, work),
                     args,
@@ -506,6 +520,7 @@ def latency_phase(
     measured = [r for r in window if r.status == 200 and r.run_id]
     delivered = [(r, arrivals[r.run_id]) for r in measured if r.run_id in arrivals]
     span = window[-1].scheduled - window[0].scheduled if len(window) > 1 else 0.0
+    missing = len(measured) - len(delivered)
     row = {
         "variant": variant.name,
         "rate": rate,
@@ -516,11 +531,12 @@ def latency_phase(
         "delivered": len(delivered),
         "not_delivered": len(measured) - len(delivered),
         "ack_ms": loadgen.percentiles([1e3 * (r.acked - r.sent) for r in measured], (50, 99)),
+        # A run not delivered by the end of the drain counts as infinitely late.
         "provider_ms": loadgen.percentiles(
-            [1e3 * (t - r.sent) for r, t in delivered], (50, 95, 99)
+            [1e3 * (t - r.sent) for r, t in delivered] + [math.inf] * missing, (50, 95, 99)
         ),
         "provider_from_schedule_ms": loadgen.percentiles(
-            [1e3 * (t - r.scheduled) for r, t in delivered], (50, 99)
+            [1e3 * (t - r.scheduled) for r, t in delivered] + [math.inf] * missing, (50, 99)
         ),
         "gen_lag_ms": loadgen.percentiles([1e3 * (r.sent - r.scheduled) for r in window], (50, 99)),
         "connections": client.opened,
@@ -629,6 +645,20 @@ def machine_facts() -> dict[str, str]:
     }
 
 
+def snapshot_source(work: Path) -> str:
+    """Copy src/relaybox into ``work/src`` (servers import it from there through PYTHONPATH),
+    so that edits made to the tree while the benchmark runs do not mix into one run; return
+    a digest of the copy."""
+    source = BENCH.parent / "src" / "relaybox"
+    target = work / "src" / "relaybox"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def source_revision() -> str:
     """The commit measured, and whether src/ had uncommitted changes (read-only git calls)."""
     root = BENCH.parent
@@ -643,7 +673,9 @@ def source_revision() -> str:
 
 
 def _f(value: float | None, fmt: str = "{:.1f}") -> str:
-    return "-" if value is None else fmt.format(value)
+    if value is None:
+        return "-"
+    return "undelivered" if math.isinf(value) else fmt.format(value)
 
 
 def closed_summary(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
@@ -671,7 +703,12 @@ def _closed_table(results: dict[str, Any]) -> list[str]:
         "| server CPU µs/req: all (loop / writer) | cores: server / wrk / sink / others |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = {"no-op": "`POST /bench/noop`", "delay": "invoke, 1 delay", "send": "invoke, 1 send"}
+    labels = {
+        "raw no-op": "`POST /bench/raw-noop` (floor: uvicorn only)",
+        "no-op": "`POST /bench/noop` (reference)",
+        "delay": "invoke, 1 delay step",
+        "send": "invoke, 1 send step",
+    }
     noop_by_rep: dict[tuple[str, int], float] = {}
     for r in results["wrk"]:
         if r["name"] == "no-op":
@@ -710,7 +747,8 @@ def _open_table(results: dict[str, Any]) -> list[str]:
         f"\n**Open loop: invoke → provider** — one `send` step, Python open-loop generator, "
         f"{args['latency_duration']:g} s measured after {args['warmup']:g} s warm-up, fresh "
         "server per row. Latency runs from the write of the invoke request to the sink's "
-        "arrival time (both `time.time()` on this host).\n",
+        "arrival time (both `time.time()` on this host); runs still undelivered when the "
+        f"drain ({args['drain_timeout']:g} s) ends count as infinitely late.\n",
         "| Server | rate /s | achieved /s | ack p50 / p99 ms | → provider p50 ms | p95 | p99 "
         "| max | delivered / acked | errors | gen lag p99 ms | cores: server / gen+sink / others |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -828,7 +866,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk row")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--repeat", type=int, default=2, help="no-op/invoke alternations")
-    parser.add_argument("--rates", default="500,1000,2000", help="open-loop invokes/s")
+    parser.add_argument("--rates", default="250,500,1000,2000", help="open-loop invokes/s")
     parser.add_argument("--latency-duration", type=float, default=None, help="default: duration")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, not measured")
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds")
@@ -844,8 +882,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiments",
         default="",
-        help="also run a server patched with these bench/server.py experiments, e.g. "
-        "no-telemetry,buffered-ids,pool16",
+        help="also run a server with these bench/server.py experiments and/or an engine "
+        "worker count, e.g. no-telemetry,buffered-ids,concurrency=8",
     )
     parser.add_argument("--skip-wrk", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
@@ -865,9 +903,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [Variant("stock")]
-    experiments = tuple(e.strip() for e in args.experiments.split(",") if e.strip())
-    if experiments:
-        variants.append(Variant("+" + "+".join(experiments), experiments))
+    tokens = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    if tokens:
+        workers = [int(t.split("=", 1)[1]) for t in tokens if t.startswith("concurrency=")]
+        patches = tuple(t for t in tokens if not t.startswith("concurrency="))
+        name = "+" + "+".join(tokens)
+        variants.append(Variant(name, patches, workers[-1] if workers else None))
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M %Z"),
         "command": " ".join(["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]),

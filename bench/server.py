@@ -7,6 +7,9 @@ as the CLI (uvloop, httptools, no access log). Two routes are added for the benc
     The reference endpoint: the same middleware, router and auth dependency
     (``Depends(deps.workspace)``) as ``POST /automations/invoke``, reads and parses the JSON
     body with orjson and answers ``{"runId": "noop"}`` — the same stack minus the database.
+``POST /bench/raw-noop``
+    The floor: the same auth check (``KeyService.workspace_for``) and orjson parse in a bare
+    ASGI callable in front of the app — uvicorn and httptools only, no FastAPI/Starlette.
 ``GET /bench/stats``
     Writer counters (commits, jobs → batching factor), engine backlog and CPU seconds per
     thread group (event loop, SQLite writer, SQLite readers, other), read from /proc.
@@ -179,6 +182,42 @@ def build_app(settings: Settings) -> Any:
     return runtime
 
 
+_UNAUTHORIZED = b'{"type":"authentication_error","message":"Unauthorized"}'
+_RAW_OK = b'{"runId":"noop"}'
+
+
+def with_raw_noop(runtime: Any) -> Any:
+    """An ASGI app answering ``POST /bench/raw-noop`` itself and passing the rest on."""
+    app = runtime.app
+    keys = runtime.services.keys
+
+    async def respond(send: Any, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/bench/raw-noop":
+            await app(scope, receive, send)
+            return
+        auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or await keys.workspace_for(key.strip()) is None:
+            await respond(send, 401, _UNAUTHORIZED)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        orjson.loads(b"".join(chunks))
+        await respond(send, 200, _RAW_OK)
+
+    return asgi
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--db", required=True, help="SQLite file (created if missing)")
@@ -204,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     apply_experiments(args.experiment)
     runtime = build_app(settings)
     apply_experiments(args.experiment, runtime)
-    # The same options as relaybox.cli.main._serve.
+    # The same options as relaybox.cli.main._serve; the wrapper only adds /bench/raw-noop.
     config = uvicorn.Config(
-        runtime.app,
+        with_raw_noop(runtime),
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -97,11 +97,14 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     clock = clock or SystemClock()
     store = create_store(settings.database_url)
     # trust_env=False: an ambient proxy must not carry traffic the outbound guard has vetted.
-    http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    # A bounded pool: httpcore scans every pooled connection per request, so a huge pool
+    # costs more CPU than the occasional wait for a free connection.
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    http = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits)
     guard = OutboundGuard(allow=settings.outbound_allow)
     factory = functools.partial(registry.build_provider, http_client=http, guard=guard)
     pool = ProviderPool(store=store, factory=factory, clock=clock)
-    messenger = Messenger(store=store, providers=pool)
+    messenger = Messenger(store=store, providers=pool, clock=clock)
     engine = None
     timers = None
     if run_engine:
@@ -122,7 +125,10 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         idempotency=IdempotencyService(store=store, clock=clock),
         automations=AutomationService(store=store, clock=clock, engine=engine),
         notifications=NotificationService(
-            store=store, clock=clock, validate_content=validate_content
+            store=store,
+            clock=clock,
+            validate_content=validate_content,
+            on_change=messenger.forget_templates,
         ),
         providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
         messages=MessageService(store=store),

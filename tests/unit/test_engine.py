@@ -71,7 +71,8 @@ class World:
     def engine_for(self, owner: str, policy: RetryPolicy | None = None) -> Engine:
         """Another worker over the same store, clock and providers."""
         pool = ProviderPool(store=self.store, factory=self._factory, clock=self.clock)
-        send = SendStep(store=self.store, messenger=Messenger(store=self.store, providers=pool))
+        messenger = Messenger(store=self.store, providers=pool, clock=self.clock)
+        send = SendStep(store=self.store, messenger=messenger)
         return Engine(
             store=self.store,
             clock=self.clock,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from relaybox.clock import Clock
 from relaybox.engine.providers import Configured, ProviderPool
 from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.base import RenderedMessage
@@ -62,9 +63,20 @@ class Outcome:
 
 
 class Messenger:
-    def __init__(self, *, store: Store, providers: ProviderPool) -> None:
+    def __init__(
+        self, *, store: Store, providers: ProviderPool, clock: Clock, template_ttl: float = 2.0
+    ) -> None:
         self._store = store
         self._providers = providers
+        self._clock = clock
+        # Published templates are immutable per version, so a short cache only delays seeing
+        # a newly published version by at most ``template_ttl`` (less in this process: the
+        # template service invalidates on publish).
+        self._template_ttl = template_ttl
+        self._templates: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+
+    def forget_templates(self, workspace_id: str) -> None:
+        self._templates = {k: v for k, v in self._templates.items() if k[0] != workspace_id}
 
     async def plan(self, request: SendRequest, now: float) -> Plan:
         message = Message(
@@ -163,10 +175,19 @@ class Messenger:
     async def _template(self, request: SendRequest) -> dict[str, Any] | None:
         if not request.template:
             return None
+        key = (request.workspace_id, request.template)
+        now = self._clock.now()
+        cached = self._templates.get(key)
+        if cached is not None and now - cached[0] < self._template_ttl:
+            return cached[1]
         found = await self._store.get_resource(
             request.workspace_id, NOTIFICATION_KIND, request.template
         )
-        return None if found is None else found.published
+        published = None if found is None else found.published
+        if len(self._templates) > 4096:
+            self._templates.clear()
+        self._templates[key] = (now, published)
+        return published
 
     async def _profile(self, request: SendRequest) -> dict[str, Any]:
         stored: dict[str, Any] = {}
@@ -240,7 +261,16 @@ class Messenger:
                 provider=route.key,
                 integration=route.config.id,
             ),
-            _event(message, now, "RENDERED", channel=channel, provider=route.key, output=content),
+            # The full output (HTML included) is kept once, on the message; the history
+            # event records what a reader scans for.
+            _event(
+                message,
+                now,
+                "RENDERED",
+                channel=channel,
+                provider=route.key,
+                output={"subject": out.subject, "text": out.text},
+            ),
         ]
         return Plan(routed, [*events, *more], route=route, rendered=rendered)
 

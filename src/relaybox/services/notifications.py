@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -20,10 +21,19 @@ _FIELDS = ("name", "tags", "brand", "routing", "subscription", "content")
 
 
 class NotificationService:
-    def __init__(self, *, store: Store, clock: Clock, validate_content: ContentValidator) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        validate_content: ContentValidator,
+        on_change: Callable[[str], None] = lambda workspace_id: None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._validate_content = validate_content
+        #: Told the workspace whenever a template is published or archived (cache invalidation).
+        self._on_change = on_change
 
     async def create(self, workspace_id: str, body: dict[str, Any]) -> dict[str, Any]:
         payload, state = self._parse(body)
@@ -93,6 +103,7 @@ class NotificationService:
     async def archive(self, workspace_id: str, template_id: str) -> None:
         found = await self._get(workspace_id, template_id)
         await self._store.delete_resource(workspace_id, NOTIFICATION_KIND, found.id)
+        self._on_change(workspace_id)
 
     async def _publish(self, resource: Resource) -> Resource:
         published = await self._store.publish_resource(
@@ -100,6 +111,7 @@ class NotificationService:
         )
         if published is None:
             raise NotFound(f"Notification template {resource.id} not found")
+        self._on_change(resource.workspace_id)
         return published
 
     async def _get(self, workspace_id: str, template_id: str) -> Resource:

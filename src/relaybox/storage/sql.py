@@ -514,8 +514,11 @@ class SqlStore:
             "(SELECT COALESCE(MAX(seq), 0) + 1 FROM message_events WHERE message_id = ?), "
             "?, ?, ?)"
         )
-        for e in events:
-            c.execute(sql, (e.message_id, e.message_id, e.ts, e.type, rows.dumps(e.detail)))
+        if events:
+            c.cursor().executemany(
+                sql,
+                [(e.message_id, e.message_id, e.ts, e.type, rows.dumps(e.detail)) for e in events],
+            )
 
     # --- idempotency ----------------------------------------------------------------------
 

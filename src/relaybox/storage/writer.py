@@ -34,6 +34,8 @@ class Cursor(Protocol):
 class Connection(Protocol):
     def execute(self, sql: str, params: Any = ...) -> Any: ...
 
+    def cursor(self) -> Any: ...
+
     def close(self) -> None: ...
 
 
@@ -114,9 +116,17 @@ class Writer:
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
         try:
             conn.execute(self._begin)
-            for job in batch:
-                outcomes.append(self._apply(conn, job))
-            conn.execute("COMMIT")
+            if len(batch) == 1:
+                # Alone in its transaction, a job needs no savepoint: rolling back the
+                # transaction undoes exactly that job (and saves two round trips).
+                outcomes.append(self._apply_alone(conn, batch[0]))
+            else:
+                for job in batch:
+                    outcomes.append(self._apply(conn, job))
+            if outcomes[0][2] is not None and len(batch) == 1:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("COMMIT")
         except self._errors as exc:
             with contextlib.suppress(*self._errors):
                 conn.execute("ROLLBACK")
@@ -126,6 +136,14 @@ class Writer:
             self.commits += 1
             self.jobs += len(batch)
         _resolve(outcomes)
+
+    def _apply_alone(self, conn: Connection, job: Job) -> tuple[Job, Any, BaseException | None]:
+        try:
+            return job, job[0](conn), None
+        except Exception as exc:
+            if isinstance(exc, self._errors):
+                exc = StorageError(f"database write failed: {exc}")
+            return job, None, exc
 
     def _apply(self, conn: Connection, job: Job) -> tuple[Job, Any, BaseException | None]:
         conn.execute("SAVEPOINT job")
