@@ -111,7 +111,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         engine = Engine(
             store=store,
             clock=clock,
-            send=SendStep(store=store, messenger=messenger),
+            executors={"send": SendStep(store=store, messenger=messenger)},
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )

@@ -76,7 +76,7 @@ class World:
         return Engine(
             store=self.store,
             clock=self.clock,
-            send=send,
+            executors={"send": send},
             policy=policy,
             lease_seconds=LEASE,
             owner=owner,

@@ -15,8 +15,10 @@ from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run, RunStatus, StepState, StepStatus
 from relaybox.errors import ValidationError
 
-#: Steps whose work is I/O the engine performs (the state machine only asks for it).
-EXECUTED_ACTIONS = frozenset({"send"})
+#: Steps the state machine handles itself; everything else is I/O an executor performs.
+BUILT_IN_ACTIONS = frozenset({"delay", "cancel"})
+#: The executors a standard engine has (the engine passes its own set to ``decide``).
+DEFAULT_IO_ACTIONS = frozenset({"send"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,14 @@ class _Unsupported(Exception):
     pass
 
 
-def decide(run: Run, event: Event, now: float, policy: RetryPolicy | None = None) -> Decision:
+def decide(
+    run: Run,
+    event: Event,
+    now: float,
+    policy: RetryPolicy | None = None,
+    io_actions: frozenset[str] = DEFAULT_IO_ACTIONS,
+) -> Decision:
+    """The run's next state, given what happened; ``io_actions`` are the steps with executors."""
     policy = policy or RetryPolicy()
     if isinstance(event, CancelRequested):
         return _cancel(run, now)
@@ -78,16 +87,16 @@ def decide(run: Run, event: Event, now: float, policy: RetryPolicy | None = None
         return _succeeded(run, event, now)
     if isinstance(event, StepFailed):
         return _failed(run, event, now, policy)
-    return _advance(run, now)
+    return _advance(run, now, io_actions)
 
 
-def _advance(run: Run, now: float) -> Decision:
+def _advance(run: Run, now: float, io_actions: frozenset[str]) -> Decision:
     if run.cursor >= len(run.steps):
         return Decision(replace(run, status=RunStatus.PROCESSED, updated_at=now))
     step = run.steps[run.cursor]
     spec = run.steps_def[run.cursor]
     try:
-        _check_supported(spec)
+        _check_supported(spec, io_actions)
     except _Unsupported as exc:
         return _fail_step(run, step, str(exc), now)
     if step.action == "delay":
@@ -106,9 +115,9 @@ def _advance(run: Run, now: float) -> Decision:
     return Decision(running, execute=step.index)
 
 
-def _check_supported(spec: dict[str, Any]) -> None:
+def _check_supported(spec: dict[str, Any], io_actions: frozenset[str]) -> None:
     action = spec["action"]
-    if action not in EXECUTED_ACTIONS | {"delay", "cancel"}:
+    if action not in io_actions | BUILT_IN_ACTIONS:
         raise _Unsupported(
             f'The "{action}" step is accepted but not executed by this version of Relaybox'
         )

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from relaybox.clock import Clock
 from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run, StepStatus
 from relaybox.domain.transitions import Advance, Decision, StepFailed, decide
-from relaybox.engine.steps.send import SendStep
+from relaybox.engine.steps.base import StepExecutor
 from relaybox.errors import StaleLease
 from relaybox.storage.base import Message, MessageEvent, Store
 
@@ -29,7 +29,7 @@ class Engine:
         *,
         store: Store,
         clock: Clock,
-        send: SendStep,
+        executors: Mapping[str, StepExecutor],
         policy: RetryPolicy | None = None,
         lease_seconds: float = 60.0,
         concurrency: int = 64,
@@ -39,7 +39,8 @@ class Engine:
         self.clock = clock
         self.owner = owner or f"worker-{secrets.token_hex(6)}"
         self.lease_seconds = lease_seconds
-        self._send = send
+        self._executors = dict(executors)
+        self._io_actions = frozenset(executors)
         self._policy = policy or RetryPolicy()
         self._concurrency = concurrency
         self._queue: asyncio.Queue[Run] = asyncio.Queue()
@@ -108,7 +109,7 @@ class Engine:
         """Drive a claimed run until it finishes or yields (delay, retry)."""
         while True:
             now = self.clock.now()
-            decision = decide(run, Advance(), now, self._policy)
+            decision = decide(run, Advance(), now, self._policy, self._io_actions)
             messages: Sequence[Message] = ()
             events: Sequence[MessageEvent] = ()
             if decision.execute is not None:
@@ -130,24 +131,18 @@ class Engine:
         ) -> None:
             holder[0] = await self._commit(Decision(state), messages, events)
 
-        result = await self._send.execute(run, index, self.clock.now(), checkpoint)
-        now = self.clock.now()
-        after = decide(holder[0], result.event, now, self._policy)
-        message = result.message
+        executor = self._executors[run.steps[index].action]
+        result = await executor.execute(run, index, self.clock.now(), checkpoint)
+        current = holder[0]
+        if result.context is not None:
+            current = replace(current, context=result.context)
+        after = decide(current, result.event, self.clock.now(), self._policy, self._io_actions)
         if (
-            message is not None
-            and isinstance(result.event, StepFailed)
+            isinstance(result.event, StepFailed)
             and after.run.steps[index].status is StepStatus.ERROR
-            and message.status not in {"UNDELIVERABLE", "UNMAPPED", "UNROUTABLE"}
         ):
-            # Retries are exhausted: the message is now undeliverable, not merely delayed.
-            message = replace(message, status="UNDELIVERABLE", reason="PROVIDER_ERROR")
-            events = [
-                replace(e, type="UNDELIVERABLE") if e.type == "RETRYING" else e
-                for e in result.events
-            ]
-            return after, [message], events
-        return after, ([message] if message else []), result.events
+            return after, *_undeliverable(result.messages, result.events)
+        return after, result.messages, result.events
 
     async def _commit(
         self, decision: Decision, messages: Sequence[Message], events: Sequence[MessageEvent]
@@ -199,3 +194,16 @@ class Engine:
             if in_flight and current is not None and current.attempts == message.attempts:
                 mine = [e for e in events if e.message_id == message.id]
                 await self.store.save_message(message, mine)
+
+
+def _undeliverable(
+    messages: Sequence[Message], events: Sequence[MessageEvent]
+) -> tuple[list[Message], list[MessageEvent]]:
+    """Retries are exhausted: pending messages are now undeliverable, not merely delayed."""
+    final = {"UNDELIVERABLE", "UNMAPPED", "UNROUTABLE", "SENT", "SIMULATED"}
+    updated = [
+        m if m.status in final else replace(m, status="UNDELIVERABLE", reason="PROVIDER_ERROR")
+        for m in messages
+    ]
+    history = [replace(e, type="UNDELIVERABLE") if e.type == "RETRYING" else e for e in events]
+    return updated, history

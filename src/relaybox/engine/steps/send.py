@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from relaybox import ids
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.messaging import Messenger, Outcome, SendRequest
+from relaybox.engine.steps.base import Checkpoint, StepResult
 from relaybox.storage.base import Message, MessageEvent, Store
-
-#: Persists the run with the given messages while keeping the lease (fenced by its token).
-Checkpoint = Callable[[Run, Sequence[Message], Sequence[MessageEvent]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class SendResult:
-    event: StepSucceeded | StepFailed
-    message: Message | None
-    events: list[MessageEvent]
 
 
 def idempotency_key(run: Run, index: int) -> str:
@@ -60,7 +50,7 @@ class SendStep:
         self._store = store
         self._messenger = messenger
 
-    async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> SendResult:
+    async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         step = run.steps[index]
         previous = None
         if step.message_id is not None:
@@ -74,7 +64,7 @@ class SendStep:
         if plan.route is None:
             error = plan.message.error or plan.message.status
             failed = StepFailed(index, error, retryable=False, message_id=message_id)
-            return SendResult(failed, plan.message, plan.events)
+            return StepResult(failed, [plan.message], plan.events)
         attempt = replace(
             plan.message,
             attempts=(previous.attempts if previous else 0) + 1,
@@ -89,7 +79,7 @@ class SendStep:
         outcome = await self._messenger.deliver(replace(plan, message=attempt), now)
         return _result(index, outcome)
 
-    async def _interrupted(self, message: Message, index: int, now: float) -> SendResult | None:
+    async def _interrupted(self, message: Message, index: int, now: float) -> StepResult | None:
         """A previous attempt was cut off mid-call; decide whether repeating it is safe."""
         if message.provider is not None and await self._repeatable(message):
             return None
@@ -101,7 +91,7 @@ class SendStep:
             message, status="SENT", attempt_state=None, sent_at=now, updated_at=now, error=note
         )
         event = MessageEvent(message.id, now, "SENT", {"unconfirmed": True, "note": note})
-        return SendResult(StepSucceeded(index, message_id=message.id), sent, [event])
+        return StepResult(StepSucceeded(index, message_id=message.id), [sent], [event])
 
     async def _repeatable(self, message: Message) -> bool:
         configured = await self._messenger.providers_for(message.workspace_id)
@@ -110,7 +100,7 @@ class SendStep:
         )
 
 
-def _result(index: int, outcome: Outcome) -> SendResult:
+def _result(index: int, outcome: Outcome) -> StepResult:
     if outcome.delivered:
         event: StepSucceeded | StepFailed = StepSucceeded(index, message_id=outcome.message.id)
     else:
@@ -121,4 +111,4 @@ def _result(index: int, outcome: Outcome) -> SendResult:
             retry_after=outcome.retry_after,
             message_id=outcome.message.id,
         )
-    return SendResult(event, outcome.message, outcome.events)
+    return StepResult(event, [outcome.message], outcome.events)
