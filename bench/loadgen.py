@@ -41,6 +41,8 @@ class RawClient:
         ).encode()
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
+        #: Requests re-sent because the server had closed the idle connection they went out on.
+        self.retried = 0
 
     async def open(self, n: int) -> None:
         for _ in range(n):
@@ -50,12 +52,39 @@ class RawClient:
         self.opened += 1
         return await asyncio.open_connection(self._host, self._port)
 
+    def _take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """An idle connection the server has not closed (uvicorn drops idle ones after 5 s)."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
+
     async def post(self, body: bytes, record: Sent) -> None:
-        conn = self._idle.pop() if self._idle else await self._connect()
-        reader, writer = conn
+        reused = self._take()
+        conn = reused or await self._connect()
         record.sent = time.time()
-        writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        ok = await self._exchange(conn, body, record)
+        if not ok and reused is not None:
+            # The server closed the idle connection as we wrote to it: it never saw this
+            # request, so send it again on a fresh connection (and count it).
+            self.retried += 1
+            conn = await self._connect()
+            record.sent = time.time()
+            ok = await self._exchange(conn, body, record)
+        if ok:
+            self._idle.append(conn)
+
+    async def _exchange(
+        self,
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        body: bytes,
+        record: Sent,
+    ) -> bool:
+        reader, writer = conn
         try:
+            writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
             head = await reader.readuntil(b"\r\n\r\n")
             match = _CONTENT_LENGTH.search(head)
             payload = await reader.readexactly(int(match.group(1))) if match else b""
@@ -63,12 +92,12 @@ class RawClient:
             writer.close()
             record.acked = time.time()
             record.status = -1
-            return
+            return False
         record.acked = time.time()
         record.status = int(head[9:12])
         if record.status == 200:
             record.run_id = orjson.loads(payload).get("runId")
-        self._idle.append(conn)
+        return True
 
     async def close(self) -> None:
         for _, writer in self._idle:

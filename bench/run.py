@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -540,6 +541,8 @@ def latency_phase(
         ),
         "gen_lag_ms": loadgen.percentiles([1e3 * (r.sent - r.scheduled) for r in window], (50, 99)),
         "connections": client.opened,
+        "resent_on_closed_connection": client.retried,
+        "error_statuses": dict(collections.Counter(r.status for r in window if r.status != 200)),
         "sink_connections": sink_connections,
         "drain": drained,
         "cpu": cpu_report(mark, end, len(records)),
