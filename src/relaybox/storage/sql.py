@@ -28,12 +28,13 @@ from relaybox.storage.base import (
     StoredResponse,
 )
 from relaybox.storage.dialect import Dialect, scalar
+from relaybox.storage.sql_people import PeopleVerbs
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(PeopleVerbs):
     def __init__(self, dialect: Dialect, *, readers: int = 4) -> None:
         self.dialect = dialect
         self.exclusive = dialect.exclusive
