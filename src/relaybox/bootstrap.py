@@ -27,8 +27,11 @@ from relaybox.services.automations import AutomationService
 from relaybox.services.container import Services
 from relaybox.services.idempotency import IdempotencyService
 from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
+from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
 from relaybox.services.notifications import NotificationService
+from relaybox.services.preferences import PreferenceService
+from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
@@ -132,6 +135,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         ),
         providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
         messages=MessageService(store=store),
+        profiles=ProfileService(store=store, clock=clock),
+        lists=ListService(store=store, clock=clock),
+        preferences=PreferenceService(store=store, clock=clock),
     )
     runtime = Runtime(
         settings=settings,

@@ -1,0 +1,46 @@
+"""Courier's /users/{user_id}/preferences surface (subscription-topic choices).
+
+``tenant_id`` is accepted and ignored: Relaybox keeps one set of choices per user.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from relaybox.api import deps
+
+WS = Depends(deps.workspace)
+router = APIRouter(tags=["Preferences"])
+
+
+@router.get("/users/{user_id}/preferences")
+async def list_preferences(
+    user_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    return deps.json_response(await deps.services(request).preferences.list_topics(ws, user_id))
+
+
+@router.get("/users/{user_id}/preferences/{topic_id}")
+async def retrieve_topic(
+    user_id: str, topic_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    found = await deps.services(request).preferences.retrieve(ws, user_id, topic_id)
+    return deps.json_response(found)
+
+
+@router.put("/users/{user_id}/preferences/{topic_id}")
+async def put_topic(
+    user_id: str, topic_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    body = deps.parse_object(await request.body())
+    answer = await deps.services(request).preferences.put(ws, user_id, topic_id, body)
+    return deps.json_response(answer)
+
+
+@router.delete("/users/{user_id}/preferences/{topic_id}", status_code=204)
+async def delete_topic(
+    user_id: str, topic_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    await deps.services(request).preferences.delete(ws, user_id, topic_id)
+    return Response(status_code=204)
