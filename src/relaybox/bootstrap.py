@@ -18,6 +18,7 @@ from relaybox.clock import Clock, SystemClock
 from relaybox.engine.engine import Engine
 from relaybox.engine.messaging import Messenger
 from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.people import GetProfileStep, SubscribeStep, UpdateProfileStep
 from relaybox.engine.steps.send import SendStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
@@ -114,7 +115,12 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         engine = Engine(
             store=store,
             clock=clock,
-            executors={"send": SendStep(store=store, messenger=messenger)},
+            executors={
+                "send": SendStep(store=store, messenger=messenger),
+                "update-profile": UpdateProfileStep(store=store),
+                "get-profile": GetProfileStep(store=store),
+                "subscribe": SubscribeStep(store=store),
+            },
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )
