@@ -258,3 +258,43 @@ def test_profiles_and_lists_are_isolated_by_workspace(
     assert b.profiles.lists.retrieve(user).results == []
     b.profiles.create(user, profile={"email": "b@example.test"})
     assert a.profiles.retrieve(user).profile == {"email": "a@example.test"}
+
+
+def test_bulk_preference_update_replace_and_delete(ws: Workspace) -> None:
+    """bulk_update applies good topics and reports bad ones; bulk_replace resets the rest."""
+    client = ws.client()
+    user = unique("bulk")
+    updated = client.users.preferences.bulk_update(
+        user,
+        topics=[
+            {"topic_id": "a", "status": "OPTED_OUT"},
+            {"topic_id": "b", "status": "OPTED_IN", "has_custom_routing": True,
+             "custom_routing": ["sms"]},
+            {"topic_id": "c", "status": "REQUIRED"},  # type: ignore[typeddict-item]
+        ],
+    )  # fmt: skip
+    assert [(t.topic_id, t.status) for t in updated.items] == [
+        ("a", "OPTED_OUT"),
+        ("b", "OPTED_IN"),
+    ]
+    assert updated.items[1].custom_routing == ["sms"]
+    assert [e.topic_id for e in updated.errors] == ["c"]
+    listed = client.users.preferences.retrieve(user).items
+    assert [t.topic_id for t in listed] == ["a", "b"]
+
+    replaced = client.users.preferences.bulk_replace(
+        user,
+        topics=[{"topic_id": "b", "status": "OPTED_OUT"}, {"topic_id": "z", "status": "OPTED_IN"}],
+    )
+    assert replaced.deleted == ["a"]
+    assert [(t.topic_id, t.status) for t in replaced.items] == [
+        ("b", "OPTED_OUT"),
+        ("z", "OPTED_IN"),
+    ]
+    with pytest.raises(courier.BadRequestError):
+        client.users.preferences.bulk_replace(user, topics=[{"status": "OPTED_IN"}])  # type: ignore[typeddict-item]
+    assert [t.topic_id for t in client.users.preferences.retrieve(user).items] == ["b", "z"]
+
+    assert client.users.preferences.delete_topic("b", user_id=user) is None
+    assert client.users.preferences.retrieve_topic("b", user_id=user).topic.status == "OPTED_IN"
+    assert [t.topic_id for t in client.users.preferences.retrieve(user).items] == ["z"]

@@ -164,3 +164,22 @@ async def test_preferences_put_get_list_delete(store: Store) -> None:
     assert await store.delete_preference(WS, "u", "t1") is True
     assert await store.delete_preference(WS, "u", "t1") is False
     assert await store.get_preference(WS, "u", "t1") is None
+
+
+async def test_replace_preferences_reports_removed_topics(store: Store) -> None:
+    """replace_preferences leaves exactly the given topics and names the ones it removed."""
+    for topic in ("a", "b", "c"):
+        await store.put_preference(Preference(WS, "u", topic, "OPTED_IN", NOW))
+    await store.put_preference(Preference(OTHER_WS, "u", "a", "OPTED_IN", NOW))
+    removed = await store.replace_preferences(
+        WS,
+        "u",
+        [
+            Preference(WS, "u", "b", "OPTED_OUT", NOW + 1),
+            Preference(WS, "u", "d", "OPTED_IN", NOW + 1),
+        ],
+    )
+    assert removed == ["a", "c"]
+    listed = await store.list_preferences(WS, "u")
+    assert [(p.topic_id, p.status) for p in listed] == [("b", "OPTED_OUT"), ("d", "OPTED_IN")]
+    assert len(await store.list_preferences(OTHER_WS, "u")) == 1

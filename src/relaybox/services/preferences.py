@@ -11,10 +11,12 @@ from typing import Any
 
 from relaybox.clock import Clock
 from relaybox.errors import ValidationError
-from relaybox.services.validation import required_object
+from relaybox.services.validation import required_list, required_object, required_string
 from relaybox.storage.base import Preference, Store
 
 STATUSES = ("OPTED_IN", "OPTED_OUT", "REQUIRED")
+#: What the bulk endpoints accept: REQUIRED is a topic default, not a user's choice.
+USER_CHOICES = ("OPTED_IN", "OPTED_OUT")
 CHANNELS = ("direct_message", "email", "push", "sms", "webhook", "inbox")
 DEFAULT_STATUS = "OPTED_IN"
 
@@ -45,18 +47,67 @@ class PreferenceService:
         self, workspace_id: str, user_id: str, topic_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         topic = required_object(body, "topic")
+        preference = self._parse(workspace_id, user_id, topic_id, topic, "topic", STATUSES)
+        await self._store.put_preference(preference)
+        return {"message": "success"}
+
+    async def bulk_update(
+        self, workspace_id: str, user_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Set several topics; a bad entry is reported in ``errors`` and the rest apply."""
+        items, errors = [], []
+        for i, raw in enumerate(required_list(body, "topics")):
+            topic_id = raw.get("topic_id") if isinstance(raw, dict) else None
+            try:
+                topic_id = required_string(topic_id, f"topics[{i}].topic_id")
+                preference = self._parse(
+                    workspace_id, user_id, topic_id, raw, f"topics[{i}]", USER_CHOICES
+                )
+            except ValidationError as exc:
+                errors.append({"topic_id": topic_id or "", "reason": exc.message})
+                continue
+            await self._store.put_preference(preference)
+            items.append(bulk_json(preference))
+        return {"items": items, "errors": errors}
+
+    async def bulk_replace(
+        self, workspace_id: str, user_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Make the given topics the user's only overrides (all or nothing)."""
+        chosen: dict[str, Preference] = {}
+        for i, raw in enumerate(required_list(body, "topics")):
+            if not isinstance(raw, dict):
+                raise ValidationError(f"topics[{i}]: Expected object")
+            topic_id = required_string(raw.get("topic_id"), f"topics[{i}].topic_id")
+            chosen[topic_id] = self._parse(
+                workspace_id, user_id, topic_id, raw, f"topics[{i}]", USER_CHOICES
+            )
+        deleted = await self._store.replace_preferences(
+            workspace_id, user_id, list(chosen.values())
+        )
+        return {"items": [bulk_json(p) for p in chosen.values()], "deleted": deleted}
+
+    def _parse(
+        self,
+        workspace_id: str,
+        user_id: str,
+        topic_id: str,
+        topic: dict[str, Any],
+        where: str,
+        statuses: tuple[str, ...],
+    ) -> Preference:
         status = topic.get("status")
-        if status not in STATUSES:
-            raise ValidationError(f"topic.status: Expected one of {', '.join(STATUSES)}")
+        if status not in statuses:
+            raise ValidationError(f"{where}.status: Expected one of {', '.join(statuses)}")
         has_custom = topic.get("has_custom_routing")
         if has_custom is not None and not isinstance(has_custom, bool):
-            raise ValidationError("topic.has_custom_routing: Expected boolean")
+            raise ValidationError(f"{where}.has_custom_routing: Expected boolean")
         routing = topic.get("custom_routing") or []
         if not isinstance(routing, list) or any(c not in CHANNELS for c in routing):
             raise ValidationError(
-                f"topic.custom_routing: Expected an array of {', '.join(CHANNELS)}"
+                f"{where}.custom_routing: Expected an array of {', '.join(CHANNELS)}"
             )
-        preference = Preference(
+        return Preference(
             workspace_id,
             user_id,
             topic_id,
@@ -65,8 +116,6 @@ class PreferenceService:
             bool(has_custom),
             tuple(dict.fromkeys(routing)),
         )
-        await self._store.put_preference(preference)
-        return {"message": "success"}
 
     async def delete(self, workspace_id: str, user_id: str, topic_id: str) -> None:
         await self._store.delete_preference(workspace_id, user_id, topic_id)
@@ -84,6 +133,16 @@ def topic_json(p: Preference) -> dict[str, Any]:
     if p.has_custom_routing:
         body["custom_routing"] = list(p.custom_routing)
     return body
+
+
+def bulk_json(p: Preference) -> dict[str, Any]:
+    """A ``BulkPreferenceTopic`` (SDK type)."""
+    return {
+        "topic_id": p.topic_id,
+        "status": p.status,
+        "has_custom_routing": p.has_custom_routing,
+        "custom_routing": list(p.custom_routing) if p.has_custom_routing else [],
+    }
 
 
 def recipient_preferences(topics: list[Preference]) -> dict[str, Any] | None:

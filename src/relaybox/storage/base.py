@@ -312,6 +312,15 @@ class Store(Protocol):
 
     async def delete_preference(self, workspace_id: str, user_id: str, topic_id: str) -> bool: ...
 
+    async def replace_preferences(
+        self, workspace_id: str, user_id: str, preferences: Sequence[Preference]
+    ) -> list[str]:
+        """Make ``preferences`` the user's only topic choices, in one transaction.
+
+        Returns the topic ids whose choice was removed, in topic order.
+        """
+        ...
+
     # --- runs -------------------------------------------------------------------------------
     async def create_run(
         self,

@@ -301,7 +301,9 @@ class PeopleVerbs:
     # --- preferences ---------------------------------------------------------------------------
 
     async def put_preference(self, preference: Preference) -> None:
-        p = preference
+        await self._writer.submit(lambda c: self._store_preference(c, preference))
+
+    def _store_preference(self, c: Connection, p: Preference) -> None:
         sql = self.q(
             f"INSERT INTO preferences ({_PREF_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (workspace_id, user_id, topic_id) DO UPDATE SET "
@@ -317,7 +319,26 @@ class PeopleVerbs:
             rows.dumps(list(p.custom_routing)),
             p.updated_at,
         )
-        await self._writer.submit(lambda c: c.execute(sql, args))
+        c.execute(sql, args)
+
+    async def replace_preferences(
+        self, workspace_id: str, user_id: str, preferences: Sequence[Preference]
+    ) -> list[str]:
+        select = self.q(
+            "SELECT topic_id FROM preferences WHERE workspace_id = ? AND user_id = ? "
+            "ORDER BY topic_id"
+        )
+        delete = self.q("DELETE FROM preferences WHERE workspace_id = ? AND user_id = ?")
+        keep = {p.topic_id for p in preferences}
+
+        def write(c: Connection) -> list[str]:
+            before = [r[0] for r in c.execute(select, (workspace_id, user_id)).fetchall()]
+            c.execute(delete, (workspace_id, user_id))
+            for preference in preferences:
+                self._store_preference(c, preference)
+            return [topic for topic in before if topic not in keep]
+
+        return await self._writer.submit(write)
 
     async def get_preference(
         self, workspace_id: str, user_id: str, topic_id: str

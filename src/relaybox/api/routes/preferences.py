@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -19,6 +20,31 @@ async def list_preferences(
     user_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
 ) -> Response:
     return deps.json_response(await deps.services(request).preferences.list_topics(ws, user_id))
+
+
+@router.post("/users/{user_id}/preferences")
+async def bulk_update(
+    user_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    """Set several topics; topics left out keep their choice."""
+    raw = await request.body()
+
+    async def handler() -> tuple[int, bytes]:
+        body = deps.parse_object(raw)
+        answer = await deps.services(request).preferences.bulk_update(ws, user_id, body)
+        return 200, orjson.dumps(answer)
+
+    return await deps.idempotent(request, ws, raw, handler)
+
+
+@router.put("/users/{user_id}/preferences")
+async def bulk_replace(
+    user_id: str, request: Request, ws: str = WS, tenant_id: str | None = None
+) -> Response:
+    """Replace every topic override of the user."""
+    body = deps.parse_object(await request.body())
+    answer = await deps.services(request).preferences.bulk_replace(ws, user_id, body)
+    return deps.json_response(answer)
 
 
 @router.get("/users/{user_id}/preferences/{topic_id}")
