@@ -97,3 +97,43 @@ def test_subscribe_step_adds_the_subscription(ws: Workspace) -> None:
     assert found.notifications is not None
     assert found.notifications["digest"].status == "OPTED_IN"
     assert [r.id for r in client.profiles.lists.retrieve(user).results] == [list_id]
+
+
+def test_send_for_an_opted_out_topic_is_filtered(ws: Workspace, smtp: SmtpServer) -> None:
+    """A send of a template linked to a topic the user opted out of ends FILTERED/UNSUBSCRIBED."""
+    client = ws.client()
+    topic, alias = unique("topic"), unique("TOPICAL")
+    client.notifications.create(
+        notification={
+            "name": alias,
+            "alias": alias,
+            "tags": [],
+            "brand": None,
+            "routing": None,
+            "subscription": {"topic_id": topic},
+            "content": {
+                "version": "2022-01-01",
+                "elements": [{"type": "meta", "title": "News"}, {"type": "text", "content": "Hi"}],
+            },
+        },
+        state="PUBLISHED",
+    )
+    out, stays = unique("out"), unique("in")
+    out_email, in_email = unique_email("out"), unique_email("in")
+    client.users.preferences.update_or_create_topic(
+        topic, user_id=out, topic={"status": "OPTED_OUT"}
+    )
+    client.users.preferences.update_or_create_topic(
+        topic, user_id=stays, topic={"status": "OPTED_IN"}
+    )
+    steps = [{"action": "send", "template": alias}]
+    detail = _run(ws, steps, recipient=out, profile={"email": out_email})
+    assert detail["status"] == "PROCESSED", detail
+    (step,) = ws.steps(detail["run_id"])
+    assert step.message_id
+    message = client.messages.retrieve(step.message_id)
+    assert (message.status, message.reason) == ("FILTERED", "UNSUBSCRIBED")
+
+    _run(ws, steps, recipient=stays, profile={"email": in_email})
+    smtp.recorder.wait_for(in_email)
+    assert smtp.recorder.to(out_email) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaybox.clock import Clock
+from relaybox.domain.preferences import blocks_delivery
 from relaybox.errors import ValidationError
 from relaybox.services.validation import required_list, required_object, required_string
 from relaybox.storage.base import Preference, Store
@@ -29,7 +30,7 @@ class PreferenceService:
     async def is_opted_out(self, workspace_id: str, user_id: str, topic_id: str) -> bool:
         """True when the user opted out of the topic (messages for it must not be delivered)."""
         found = await self._store.get_preference(workspace_id, user_id, topic_id)
-        return found is not None and found.status == "OPTED_OUT"
+        return found is not None and blocks_delivery(found.status)
 
     async def list_topics(self, workspace_id: str, user_id: str) -> dict[str, Any]:
         found = await self._store.list_preferences(workspace_id, user_id)
