@@ -298,3 +298,54 @@ def test_bulk_preference_update_replace_and_delete(ws: Workspace) -> None:
     assert client.users.preferences.delete_topic("b", user_id=user) is None
     assert client.users.preferences.retrieve_topic("b", user_id=user).topic.status == "OPTED_IN"
     assert [t.topic_id for t in client.users.preferences.retrieve(user).items] == ["z"]
+
+
+def test_lists_page_through_a_pattern(ws: Workspace) -> None:
+    """lists.list(pattern) pages 20 at a time, skipping non-matching ids, in id order."""
+    client = ws.client()
+    root = unique("paged")
+    wanted = sorted(f"{root}.{i:02d}" for i in range(23))
+    for list_id in wanted:
+        client.lists.update(list_id, name=list_id)
+        client.lists.update(f"{list_id}.deeper", name="not one part")
+    first = client.lists.list(pattern=f"{root}.*")
+    assert first.paging.more is True
+    second = client.lists.list(pattern=f"{root}.*", cursor=first.paging.cursor)
+    assert second.paging.more is False
+    assert [x.id for x in first.items + second.items] == wanted
+
+
+def test_subscription_posts_replay_under_one_idempotency_key(ws: Workspace) -> None:
+    """A replayed POST with the same key does not subscribe again after an unsubscribe."""
+    client = ws.client()
+    list_id, user = unique("idem-list"), unique("u")
+    key = unique("key")
+    client.lists.subscriptions.add(
+        list_id, recipients=[{"recipient_id": user}], idempotency_key=key
+    )
+    client.lists.subscriptions.unsubscribe_user(user, list_id=list_id)
+    client.lists.subscriptions.add(
+        list_id, recipients=[{"recipient_id": user}], idempotency_key=key
+    )
+    assert client.lists.subscriptions.list(list_id).items == []
+    other = unique("key")
+    client.profiles.lists.subscribe(user, lists=[{"list_id": list_id}], idempotency_key=other)
+    client.profiles.lists.delete(user)
+    again = client.profiles.lists.subscribe(
+        user, lists=[{"list_id": list_id}], idempotency_key=other
+    )
+    assert again.status == "SUCCESS"
+    assert client.profiles.lists.retrieve(user).results == []
+
+
+def test_preferences_are_isolated_by_workspace(
+    ws: Workspace, new_workspace: Callable[[str], Workspace]
+) -> None:
+    """A topic choice made in workspace A is invisible to workspace B."""
+    user = unique("pref-iso")
+    ws.client().users.preferences.update_or_create_topic(
+        "t", user_id=user, topic={"status": "OPTED_OUT"}
+    )
+    b = new_workspace("prefs").client()
+    assert b.users.preferences.retrieve(user).items == []
+    assert b.users.preferences.retrieve_topic("t", user_id=user).topic.status == "OPTED_IN"
