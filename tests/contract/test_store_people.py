@@ -183,3 +183,16 @@ async def test_replace_preferences_reports_removed_topics(store: Store) -> None:
     listed = await store.list_preferences(WS, "u")
     assert [(p.topic_id, p.status) for p in listed] == [("b", "OPTED_OUT"), ("d", "OPTED_IN")]
     assert len(await store.list_preferences(OTHER_WS, "u")) == 1
+
+
+async def test_concurrent_multi_list_subscribes_all_land(store: Store) -> None:
+    """Concurrent subscribes naming the same new lists in opposite orders all succeed."""
+    lists = [f"l{i}" for i in range(6)]
+
+    async def join(user: str, order: list[str]) -> None:
+        await store.subscribe([sub(x, user) for x in order], update_existing=True)
+
+    await asyncio.gather(*(join(f"u{i}", lists if i % 2 else lists[::-1]) for i in range(12)))
+    for list_id in lists:
+        found = await store.list_subscribers(WS, list_id, after=None, limit=50)
+        assert len(found) == 12

@@ -217,8 +217,12 @@ class PeopleVerbs:
             f"ON CONFLICT (workspace_id, list_id, user_id) {conflict}"
         )
 
+        # One lock order for every writer (by list, then user): concurrent multi-list
+        # subscribes on PostgreSQL cannot then deadlock on each other's new rows.
+        ordered = sorted(subscriptions, key=lambda s: (s.workspace_id, s.list_id, s.user_id))
+
         def write(c: Connection) -> None:
-            for sub in subscriptions:
+            for sub in ordered:
                 self._ensure_list(c, sub.workspace_id, sub.list_id, sub.created_at)
                 c.execute(sql, self._sub_params(sub))
 
@@ -248,7 +252,7 @@ class PeopleVerbs:
             self._ensure_list(c, workspace_id, list_id, now)
             since = {r[0]: r[1] for r in c.execute(keep, (workspace_id, list_id)).fetchall()}
             c.execute(delete, (workspace_id, list_id))
-            for sub in subscriptions:
+            for sub in sorted(subscriptions, key=lambda s: s.user_id):
                 created = since.get(sub.user_id, sub.created_at)
                 prefs = _dumps_or_none(sub.preferences)
                 c.execute(insert, (workspace_id, list_id, sub.user_id, prefs, created))
