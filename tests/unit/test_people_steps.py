@@ -123,3 +123,13 @@ async def test_get_profile_into_a_nested_data_field(store: SqliteStore) -> None:
     assert result.context is not None
     assert result.context.data == {"a": {"b": {"name": "kept", "email": "g@example.test"}, "c": 1}}
     assert run.context.data == {"a": {"b": {"name": "kept"}, "c": 1}}
+
+
+async def test_update_profile_finds_the_recipient_in_data(store: SqliteStore) -> None:
+    """Without a run recipient, data.user_id is the recipient (as for send steps)."""
+    run = run_of({"action": "update-profile", "profile": {"a": 1}}, data={"user_id": "d"})
+    result = await UpdateProfileStep(store=store).execute(run, 0, NOW, no_checkpoint)
+    assert isinstance(result.event, StepSucceeded)
+    assert result.context is not None
+    assert result.context.profile == {"a": 1}
+    assert await store.get_profile(WS, "d") == {"a": 1}

@@ -26,8 +26,16 @@ def _storage_failed(index: int, exc: StorageError) -> StepResult:
     return StepResult(StepFailed(index, exc.message, retryable=True))
 
 
+def _run_recipient(run: Run) -> str | None:
+    """The run's recipient; like send steps, fall back to ``data.user_id`` / ``data.userId``
+    for invokes that carry the user in data only."""
+    ctx = run.context
+    value = ctx.recipient or ctx.data.get("user_id") or ctx.data.get("userId")
+    return value if isinstance(value, str) and value else None
+
+
 def _user(spec: dict[str, Any], field: str, run: Run) -> str | None:
-    value = spec.get(field) or run.context.recipient
+    value = spec.get(field) or _run_recipient(run)
     return value if isinstance(value, str) and value else None
 
 
@@ -56,7 +64,7 @@ class UpdateProfileStep:
             return _storage_failed(index, exc)
         output = {"recipient_id": user_id, "merge": strategy}
         context = None
-        if user_id == run.context.recipient:
+        if user_id == _run_recipient(run):
             # Later steps (a send) address this recipient with the profile as now stored.
             context = replace(run.context, profile=dict(stored or {}))
         return StepResult(StepSucceeded(index, output=output), context=context)
