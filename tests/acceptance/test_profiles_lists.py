@@ -349,3 +349,29 @@ def test_preferences_are_isolated_by_workspace(
     b = new_workspace("prefs").client()
     assert b.users.preferences.retrieve(user).items == []
     assert b.users.preferences.retrieve_topic("t", user_id=user).topic.status == "OPTED_IN"
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "add", "path": "/x"}],
+        [{"op": "test", "path": "/name", "value": "Bob"}],
+        [{"op": 5, "path": "/name", "value": "x"}],
+        [{"path": "/name", "value": "x"}],
+        [{"op": "replace", "value": "x"}],
+        [{"op": "move", "path": "/x"}],
+        [{"op": "remove", "path": "/nope"}],
+        [{"op": "replace", "path": "", "value": "not an object"}],
+        ["not an op"],
+        {"op": "add"},
+    ],
+)
+def test_malformed_patches_are_400_never_500(ws: Workspace, patch: object) -> None:
+    """Every malformed or failing JSON Patch gets the 400 envelope and leaves the profile."""
+    uid = unique("p")
+    with ws.http() as http:
+        assert http.put(f"/profiles/{uid}", json={"profile": {"name": "Ada"}}).status_code == 200
+        response = http.patch(f"/profiles/{uid}", json={"patch": patch})
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "invalid_request_error"
+        assert http.get(f"/profiles/{uid}").json()["profile"] == {"name": "Ada"}
