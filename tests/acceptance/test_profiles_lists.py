@@ -375,3 +375,49 @@ def test_malformed_patches_are_400_never_500(ws: Workspace, patch: object) -> No
         assert response.status_code == 400, response.text
         assert response.json()["type"] == "invalid_request_error"
         assert http.get(f"/profiles/{uid}").json()["profile"] == {"name": "Ada"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/lists/{list}", {"name": 5}),
+        ("PUT", "/lists/{list}", {"name": "x", "preferences": [1]}),
+        ("PUT", "/lists/{list}", b"[1, 2]"),
+        ("POST", "/lists/{list}/subscriptions", {"recipients": "everyone"}),
+        ("POST", "/lists/{list}/subscriptions", {"recipients": [{"recipientId": 5}]}),
+        ("PUT", "/lists/{list}/subscriptions", {"recipients": [{"recipientId": ""}]}),
+        ("PUT", "/lists/{list}/subscriptions/{user}", {"preferences": "all"}),
+        ("POST", "/profiles/{user}/lists", {"lists": [{"listId": None}]}),
+        ("POST", "/profiles/{user}/lists", {"lists": ["x"]}),
+        (
+            "PUT",
+            "/users/{user}/preferences/t",
+            {"topic": {"status": "OPTED_IN", "custom_routing": ["fax"]}},
+        ),
+        (
+            "PUT",
+            "/users/{user}/preferences/t",
+            {"topic": {"status": "OPTED_IN", "has_custom_routing": "y"}},
+        ),
+        ("PUT", "/users/{user}/preferences/t", {}),
+        ("POST", "/users/{user}/preferences", {"topics": {}}),
+        ("GET", "/lists?cursor=%%%", None),
+        ("GET", "/profiles/{user}/lists?cursor=bm90LWEtY3Vyc29y", None),
+    ],
+)
+def test_bad_people_requests_are_400_and_write_nothing(
+    ws: Workspace, method: str, path: str, body: object
+) -> None:
+    """Malformed list, subscription and preference requests get the 400 envelope, no writes."""
+    list_id, user = unique("badreq"), unique("u")
+    url = path.format(list=list_id, user=user)
+    content = body if isinstance(body, bytes) else None
+    with ws.http() as http:
+        response = http.request(
+            method, url, json=None if content or body is None else body, content=content
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "invalid_request_error"
+        assert http.get(f"/lists/{list_id}").status_code == 404
+        assert http.get(f"/profiles/{user}/lists").json()["results"] == []
+        assert http.get(f"/users/{user}/preferences").json()["items"] == []
