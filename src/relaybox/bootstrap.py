@@ -18,6 +18,7 @@ from relaybox.clock import Clock, SystemClock
 from relaybox.engine.engine import Engine
 from relaybox.engine.messaging import Messenger
 from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.people import GetProfileStep, SubscribeStep, UpdateProfileStep
 from relaybox.engine.steps.send import SendStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
@@ -27,8 +28,11 @@ from relaybox.services.automations import AutomationService
 from relaybox.services.container import Services
 from relaybox.services.idempotency import IdempotencyService
 from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
+from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
 from relaybox.services.notifications import NotificationService
+from relaybox.services.preferences import PreferenceService
+from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
@@ -111,7 +115,12 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         engine = Engine(
             store=store,
             clock=clock,
-            executors={"send": SendStep(store=store, messenger=messenger)},
+            executors={
+                "send": SendStep(store=store, messenger=messenger),
+                "update-profile": UpdateProfileStep(store=store),
+                "get-profile": GetProfileStep(store=store),
+                "subscribe": SubscribeStep(store=store),
+            },
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )
@@ -132,6 +141,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         ),
         providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
         messages=MessageService(store=store),
+        profiles=ProfileService(store=store, clock=clock),
+        lists=ListService(store=store, clock=clock),
+        preferences=PreferenceService(store=store, clock=clock),
     )
     runtime = Runtime(
         settings=settings,

@@ -67,7 +67,7 @@ def test_unknown_template_is_unmapped(email_only_ws: Workspace, smtp: SmtpServer
 
 
 def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
-    """get-profile, send with message, if and ref are accepted; the run errors clearly."""
+    """get-profile runs; a send with message, if and ref is accepted; the run errors clearly."""
     client = ws.client()
     response = client.automations.invoke.invoke_ad_hoc(
         automation={
@@ -85,8 +85,8 @@ def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
     )
     assert response.run_id
     detail = ws.wait_run(response.run_id, "ERROR")
-    assert "not executed by this version" in detail["error"]
-    assert "get-profile" in detail["error"]
+    assert "by this version" in detail["error"]
+    assert "Step 2 (send)" in detail["error"]
     assert detail["automation"]["steps"][1]["ref"] == "s1"
     assert detail["automation"]["steps"][1]["message"] == {
         "to": {"user_id": "u1"},
@@ -94,10 +94,10 @@ def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
     }
     steps = client.automations.runs.list_steps(response.run_id).steps or []
     assert [(s.action, s.status) for s in steps] == [
-        ("get-profile", "ERROR"),
-        ("send", "NOT PROCESSED"),
+        ("get-profile", "PROCESSED"),
+        ("send", "ERROR"),
     ]
-    assert "not executed by this version" in steps[0].to_dict().get("error", "")
+    assert "by this version" in steps[1].to_dict().get("error", "")
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
     [
         pytest.param({"action": "send", "template": "T", "if": "data.x > 1"}, id="if"),
         pytest.param({"action": "send", "template": {"$ref": "data.t"}}, id="ref-accessor"),
-        pytest.param({"action": "subscribe", "list_id": "l", "recipient_id": "u"}, id="subscribe"),
+        pytest.param({"action": "throttle", "max_allowed": 1, "period": "PT1M"}, id="throttle"),
         pytest.param(
             {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
         ),

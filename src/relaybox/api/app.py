@@ -13,7 +13,15 @@ from relaybox import __version__
 from relaybox.api import errors, schemas
 from relaybox.api.limits import BodyLimit
 from relaybox.api.prefix import StripPrefix
-from relaybox.api.routes import automations, messages, notifications, providers
+from relaybox.api.routes import (
+    automations,
+    lists,
+    messages,
+    notifications,
+    preferences,
+    profiles,
+    providers,
+)
 from relaybox.services.container import Services
 
 
@@ -57,6 +65,8 @@ def create_app(
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     for module in (automations, notifications, providers, messages):
+        app.include_router(module.router)
+    for module in (profiles, lists, preferences):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relaybox.clock import Clock
+from relaybox.domain import preferences
 from relaybox.engine.providers import Configured, ProviderPool
 from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.base import RenderedMessage
@@ -108,6 +109,9 @@ class Messenger:
                 why = "No template given: set template on the step or on the invoke request"
             failed = replace(message, status="UNMAPPED", error=why)
             return Plan(failed, [*events, _event(message, now, "UNMAPPED", reason=why)])
+        filtered = await self._filtered(request, message, events, template, now)
+        if filtered is not None:
+            return filtered
         profile = await self._profile(request)
         route = await self._route(request.workspace_id, profile)
         if route is None:
@@ -115,6 +119,26 @@ class Messenger:
             failed = replace(message, status="UNROUTABLE", reason="NO_CHANNELS", error=why)
             return Plan(failed, [*events, _event(message, now, "UNROUTABLE", reason=why)])
         return self._render(request, message, events, template, profile, route, now)
+
+    async def _filtered(
+        self,
+        request: SendRequest,
+        message: Message,
+        events: list[MessageEvent],
+        template: Mapping[str, Any],
+        now: float,
+    ) -> Plan | None:
+        """A terminal FILTERED plan when the recipient opted out of the template's topic."""
+        topic = preferences.template_topic(template)
+        if topic is None or not request.recipient:
+            return None
+        choice = await self._store.get_preference(request.workspace_id, request.recipient, topic)
+        if choice is None or not preferences.blocks_delivery(choice.status):
+            return None
+        why = f'{request.recipient} opted out of subscription topic "{topic}"'
+        reason = preferences.UNSUBSCRIBED
+        filtered = replace(message, status=preferences.FILTERED, reason=reason, error=why)
+        return Plan(filtered, [*events, _event(message, now, preferences.FILTERED, reason=why)])
 
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)

@@ -8,8 +8,11 @@ from relaybox.clock import Clock
 from relaybox.services.automations import AutomationService
 from relaybox.services.idempotency import IdempotencyService
 from relaybox.services.keys import KeyService
+from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
 from relaybox.services.notifications import NotificationService
+from relaybox.services.preferences import PreferenceService
+from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 
 
@@ -22,3 +25,6 @@ class Services:
     notifications: NotificationService
     providers: ProviderService
     messages: MessageService
+    profiles: ProfileService
+    lists: ListService
+    preferences: PreferenceService

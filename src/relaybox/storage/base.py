@@ -75,6 +75,48 @@ class MessageEvent:
 
 
 @dataclass(frozen=True)
+class SubscriptionList:
+    """A named list of subscribers; ``deleted_at`` is set while soft-deleted (restorable)."""
+
+    workspace_id: str
+    id: str
+    name: str
+    created_at: float
+    updated_at: float
+    preferences: dict[str, Any] | None = None
+    deleted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One user's subscription to one list, with its own preferences."""
+
+    workspace_id: str
+    list_id: str
+    user_id: str
+    created_at: float
+    preferences: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A user's choice for one subscription topic (OPTED_IN / OPTED_OUT / REQUIRED)."""
+
+    workspace_id: str
+    user_id: str
+    topic_id: str
+    status: str
+    updated_at: float
+    has_custom_routing: bool = False
+    custom_routing: tuple[str, ...] = ()
+
+
+#: Computes a profile's new value from its current one (None = absent) inside the write's
+#: transaction; returning None leaves the row as it is. May raise to abort the write.
+ProfileChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
 class StoredResponse:
     """The saved first response for an idempotency key."""
 
@@ -182,6 +224,102 @@ class Store(Protocol):
     async def put_profile(
         self, workspace_id: str, user_id: str, profile: dict[str, Any], now: float
     ) -> None: ...
+
+    async def update_profile(
+        self, workspace_id: str, user_id: str, change: ProfileChange, now: float
+    ) -> dict[str, Any] | None:
+        """Read-modify-write one profile atomically (no lost updates between writers).
+
+        Returns the profile as stored afterwards (None if absent). Exceptions raised by
+        ``change`` propagate and nothing is written.
+        """
+        ...
+
+    async def delete_profile(self, workspace_id: str, user_id: str) -> bool: ...
+
+    # --- lists and subscriptions -------------------------------------------------------
+    async def put_list(
+        self,
+        workspace_id: str,
+        list_id: str,
+        name: str,
+        preferences: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        """Create or replace a list's name and preferences (a soft-deleted list starts anew)."""
+        ...
+
+    async def get_list(self, workspace_id: str, list_id: str) -> SubscriptionList | None:
+        """The list, unless absent or soft-deleted."""
+        ...
+
+    async def list_lists(
+        self, workspace_id: str, *, prefix: str, after: str | None, limit: int
+    ) -> list[SubscriptionList]:
+        """Live lists whose id starts with ``prefix``, ordered by id, after id ``after``."""
+        ...
+
+    async def delete_list(self, workspace_id: str, list_id: str, now: float) -> bool:
+        """Soft-delete (subscribers are kept for restore); False if no live list."""
+        ...
+
+    async def restore_list(self, workspace_id: str, list_id: str, now: float) -> bool:
+        """Undo a soft delete, subscribers included; False if there is no such list."""
+        ...
+
+    async def subscribe(
+        self, subscriptions: Sequence[Subscription], *, update_existing: bool
+    ) -> None:
+        """Add subscriptions, creating missing lists (named after their id).
+
+        With ``update_existing`` an existing subscription takes the new preferences;
+        otherwise it is left untouched.
+        """
+        ...
+
+    async def replace_subscribers(
+        self, workspace_id: str, list_id: str, subscriptions: Sequence[Subscription], now: float
+    ) -> None:
+        """Make ``subscriptions`` the list's only subscribers (creating the list if needed)."""
+        ...
+
+    async def unsubscribe(self, workspace_id: str, list_id: str, user_id: str) -> bool: ...
+
+    async def unsubscribe_all(self, workspace_id: str, user_id: str) -> int: ...
+
+    async def list_subscribers(
+        self, workspace_id: str, list_id: str, *, after: str | None, limit: int
+    ) -> list[Subscription]:
+        """Ordered by user id, after user id ``after``."""
+        ...
+
+    async def user_subscriptions(
+        self, workspace_id: str, user_id: str, *, after: str | None, limit: int
+    ) -> list[tuple[SubscriptionList, Subscription]]:
+        """The user's subscriptions to live lists, ordered by list id, after ``after``."""
+        ...
+
+    # --- preferences ---------------------------------------------------------------------
+    async def put_preference(self, preference: Preference) -> None: ...
+
+    async def get_preference(
+        self, workspace_id: str, user_id: str, topic_id: str
+    ) -> Preference | None: ...
+
+    async def list_preferences(self, workspace_id: str, user_id: str) -> list[Preference]:
+        """Ordered by topic id."""
+        ...
+
+    async def delete_preference(self, workspace_id: str, user_id: str, topic_id: str) -> bool: ...
+
+    async def replace_preferences(
+        self, workspace_id: str, user_id: str, preferences: Sequence[Preference]
+    ) -> list[str]:
+        """Make ``preferences`` the user's only topic choices, in one transaction.
+
+        Returns the topic ids whose choice was removed, in topic order.
+        """
+        ...
 
     # --- runs -------------------------------------------------------------------------------
     async def create_run(

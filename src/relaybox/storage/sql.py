@@ -28,12 +28,13 @@ from relaybox.storage.base import (
     StoredResponse,
 )
 from relaybox.storage.dialect import Dialect, scalar
+from relaybox.storage.sql_people import PeopleVerbs
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(PeopleVerbs):
     def __init__(self, dialect: Dialect, *, readers: int = 4) -> None:
         self.dialect = dialect
         self.exclusive = dialect.exclusive
@@ -297,7 +298,14 @@ class SqlStore:
                 saved = self._load_response(c, run.workspace_id, idempotency.key, run.created_at)
                 if saved is not None:
                     return CreatedRun(replay=saved)
-                self._store_response(c, run.workspace_id, idempotency)
+                if not self._store_response(c, run.workspace_id, idempotency, run.created_at):
+                    # A concurrent request with this key committed first (PostgreSQL runs
+                    # writers in parallel): answer with its response, create nothing.
+                    saved = self._load_response(
+                        c, run.workspace_id, idempotency.key, run.created_at
+                    )
+                    assert saved is not None
+                    return CreatedRun(replay=saved)
             created = run
             recipient = run.context.recipient
             if merge_profile and recipient:
@@ -528,7 +536,7 @@ class SqlStore:
     async def save_response(self, workspace_id: str, write: IdempotencyWrite, now: float) -> None:
         def do(c: Connection) -> None:
             if self._load_response(c, workspace_id, write.key, now) is None:
-                self._store_response(c, workspace_id, write)
+                self._store_response(c, workspace_id, write, now)
 
         await self._writer.submit(do)
 
@@ -548,21 +556,28 @@ class SqlStore:
             status_code=row[0], body=bytes(row[1]), fingerprint=row[2], expires_at=row[3]
         )
 
-    def _store_response(self, c: Connection, workspace_id: str, write: IdempotencyWrite) -> None:
-        c.execute(
-            self.q(
-                "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, status_code, "
-                "body, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-                "status_code = excluded.status_code, body = excluded.body, "
-                "expires_at = excluded.expires_at"
-            ),
-            (
-                workspace_id,
-                write.key,
-                write.fingerprint,
-                write.status_code,
-                write.body,
-                write.expires_at,
-            ),
+    def _store_response(
+        self, c: Connection, workspace_id: str, write: IdempotencyWrite, now: float
+    ) -> bool:
+        """Save the response unless a live one exists; False if one does.
+
+        Only an expired row is overwritten: the conflict check waits for a concurrent
+        inserter's commit, so exactly one of several racing requests wins the key.
+        """
+        sql = self.q(
+            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, status_code, "
+            "body, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "status_code = excluded.status_code, body = excluded.body, "
+            "expires_at = excluded.expires_at WHERE idempotency_keys.expires_at <= ?"
         )
+        args = (
+            workspace_id,
+            write.key,
+            write.fingerprint,
+            write.status_code,
+            write.body,
+            write.expires_at,
+            now,
+        )
+        return int(c.execute(sql, args).rowcount) == 1

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from relaybox import ids
+from relaybox.domain.preferences import FILTERED
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.messaging import Messenger, Outcome, SendRequest
@@ -61,6 +62,10 @@ class SendStep:
                 return interrupted
         message_id = step.message_id or ids.courier_id(now)
         plan = await self._messenger.plan(request_for(run, index, message_id), now)
+        if plan.message.status == FILTERED:
+            # The recipient opted out: nothing to deliver, and nothing went wrong.
+            done = StepSucceeded(index, message_id=message_id)
+            return StepResult(done, [plan.message], plan.events)
         if plan.route is None:
             error = plan.message.error or plan.message.status
             failed = StepFailed(index, error, retryable=False, message_id=message_id)
