@@ -30,6 +30,7 @@ from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
 from relaybox.services.messages import MessageService
 from relaybox.services.notifications import NotificationService
 from relaybox.services.providers import ProviderService
+from relaybox.services.sending import SendService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
 from relaybox.storage.sqlite import SqliteStore, path_from_url
@@ -131,7 +132,8 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             on_change=messenger.forget_templates,
         ),
         providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
-        messages=MessageService(store=store),
+        messages=MessageService(store=store, clock=clock),
+        sending=SendService(store=store, clock=clock, engine=engine),
     )
     runtime = Runtime(
         settings=settings,

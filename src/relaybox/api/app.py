@@ -13,7 +13,7 @@ from relaybox import __version__
 from relaybox.api import errors, schemas
 from relaybox.api.limits import BodyLimit
 from relaybox.api.prefix import StripPrefix
-from relaybox.api.routes import automations, messages, notifications, providers
+from relaybox.api.routes import automations, messages, notifications, providers, send
 from relaybox.services.container import Services
 
 
@@ -56,7 +56,7 @@ def create_app(
             return Response(b'{"status":"starting"}', 503, media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    for module in (automations, notifications, providers, messages):
+    for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

@@ -11,6 +11,7 @@ from relaybox.services.keys import KeyService
 from relaybox.services.messages import MessageService
 from relaybox.services.notifications import NotificationService
 from relaybox.services.providers import ProviderService
+from relaybox.services.sending import SendService
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,4 @@ class Services:
     notifications: NotificationService
     providers: ProviderService
     messages: MessageService
+    sending: SendService

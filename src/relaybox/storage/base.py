@@ -64,6 +64,9 @@ class Message:
     content: dict[str, Any] = field(default_factory=dict)
     #: Provider responses, one per attempt outcome.
     providers: list[dict[str, Any]] = field(default_factory=list)
+    #: Courier's ``metadata.tags`` and ``metadata.trace_id`` (filters of GET /messages).
+    tags: tuple[str, ...] = ()
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,26 @@ class MessageEvent:
     ts: float
     type: str
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """GET /messages filters; every given filter must match (lists match any of their items)."""
+
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    recipient: str | None = None
+    notification: str | None = None
+    message_id: str | None = None
+    trace_id: str | None = None
+    enqueued_after: float | None = None
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -261,6 +284,33 @@ class Store(Protocol):
     async def get_message(self, workspace_id: str, message_id: str) -> Message | None: ...
 
     async def message_events(self, workspace_id: str, message_id: str) -> list[MessageEvent]: ...
+
+    async def list_messages(
+        self, workspace_id: str, flt: MessageFilter, *, cursor: str | None, limit: int
+    ) -> MessagePage:
+        """Newest first (by enqueue time).
+
+        Raises:
+            ValidationError: the cursor is not one this store issued.
+        """
+        ...
+
+    async def create_runs(
+        self,
+        runs: Sequence[Run],
+        *,
+        messages: Sequence[Message],
+        events: Sequence[MessageEvent],
+        lease_owner: str | None,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> StoredResponse | None:
+        """Store several new runs and the messages they will send in one transaction.
+
+        Used by POST /send: the request is acknowledged only once all of it is committed.
+        With ``idempotency``, an unexpired saved response wins: nothing is created and it is
+        returned; otherwise None.
+        """
+        ...
 
     # --- idempotency ----------------------------------------------------------------------
     async def get_response(

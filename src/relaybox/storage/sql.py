@@ -22,6 +22,8 @@ from relaybox.storage.base import (
     IdempotencyWrite,
     Message,
     MessageEvent,
+    MessageFilter,
+    MessagePage,
     Resource,
     RunFilter,
     RunPage,
@@ -323,7 +325,8 @@ class SqlStore:
     async def list_runs(
         self, workspace_id: str, flt: RunFilter, *, cursor: str | None, limit: int
     ) -> RunPage:
-        where = ["workspace_id = ?"]
+        # Runs behind POST /send are internal; Courier lists only automation runs.
+        where = ["workspace_id = ?", "source <> 'send'"]
         args: list[Any] = [workspace_id]
         if flt.statuses:
             where.append(f"status IN ({','.join('?' * len(flt.statuses))})")
@@ -466,7 +469,8 @@ class SqlStore:
             self.q(
                 "UPDATE messages SET status = 'CANCELED', updated_at = ? "
                 f"WHERE workspace_id = ? AND run_id IN ({marks}) "
-                "AND status IN ('ENQUEUED', 'ROUTED') AND attempt_state IS NULL RETURNING id"
+                "AND status IN ('ENQUEUED', 'DELAYED', 'ROUTED') AND attempt_state IS NULL "
+                "RETURNING id"
             ),
             (now, workspace_id, *run_ids),
         ).fetchall()
@@ -495,6 +499,86 @@ class SqlStore:
         )
         found = await self._read(lambda c: c.execute(sql, (workspace_id, message_id)).fetchall())
         return [rows.event_from_row(message_id, r) for r in found]
+
+    async def list_messages(
+        self, workspace_id: str, flt: MessageFilter, *, cursor: str | None, limit: int
+    ) -> MessagePage:
+        where = ["workspace_id = ?"]
+        args: list[Any] = [workspace_id]
+        for column, values in (("status", flt.statuses), ("provider", flt.providers)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if flt.tags:
+            where.append("(" + " OR ".join("tags LIKE ? ESCAPE '!'" for _ in flt.tags) + ")")
+            args.extend(f"%,{_like_escape(tag)},%" for tag in flt.tags)
+        for column, value in (
+            ("recipient", flt.recipient),
+            ("notification", flt.notification),
+            ("id", flt.message_id),
+            ("trace_id", flt.trace_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.enqueued_after is not None:
+            where.append("enqueued_at > ?")
+            args.append(flt.enqueued_after)
+        if cursor is not None:
+            enqueued_at, message_id = rows.decode_cursor(cursor)
+            where.append("(enqueued_at < ? OR (enqueued_at = ? AND id < ?))")
+            args.extend([enqueued_at, enqueued_at, message_id])
+        sql = self.q(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+            "ORDER BY enqueued_at DESC, id DESC LIMIT ?"
+        )
+        args.append(limit + 1)
+        found = [
+            rows.message_from_row(r)
+            for r in await self._read(lambda c: c.execute(sql, args).fetchall())
+        ]
+        page = found[:limit]
+        more = len(found) > limit
+        nxt = rows.encode_cursor(page[-1].enqueued_at, page[-1].id) if more else None
+        return MessagePage(messages=page, next_cursor=nxt)
+
+    async def create_runs(
+        self,
+        runs: Sequence[Run],
+        *,
+        messages: Sequence[Message],
+        events: Sequence[MessageEvent],
+        lease_owner: str | None,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> StoredResponse | None:
+        insert = self.q(
+            f"INSERT INTO runs ({rows.RUN_COLUMNS}, lease_owner) VALUES (:id, :workspace_id, "
+            ":template_id, :source, :status, :cancelation_token, :definition, :context, "
+            ":steps, :cursor, :error, :due_at, :lease_token, :created_at, :updated_at, "
+            ":lease_owner)"
+        )
+
+        def write(c: Connection) -> StoredResponse | None:
+            if idempotency is not None and runs:
+                first = runs[0]
+                saved = self._load_response(
+                    c, first.workspace_id, idempotency.key, first.created_at
+                )
+                if saved is not None:
+                    return saved
+                self._store_response(c, first.workspace_id, idempotency)
+            for run in runs:
+                params = rows.run_params(run)
+                params["lease_owner"] = lease_owner
+                c.execute(insert, params)
+            for message in messages:
+                self._store_message(c, message)
+            self._store_events(c, events)
+            if lease_owner is None:
+                self.dialect.notify_due(c)
+            return None
+
+        return await self._writer.submit(write)
 
     def _store_message(self, c: Connection, message: Message) -> None:
         columns = rows.MESSAGE_COLUMNS.replace(" ", "").split(",")
@@ -566,3 +650,7 @@ class SqlStore:
                 write.expires_at,
             ),
         )
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")

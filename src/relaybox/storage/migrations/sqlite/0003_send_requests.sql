@@ -1,0 +1,5 @@
+-- POST /send: messages carry Courier's metadata so GET /messages can filter on it.
+-- tags are stored as ",a,b," so a tag filter is a portable LIKE '%,tag,%'.
+ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN trace_id TEXT;
+CREATE INDEX messages_trace ON messages (workspace_id, trace_id);
