@@ -103,7 +103,8 @@ def test_short_delay_is_honoured(send_ws: Workspace, smtp: SmtpServer) -> None:
     assert client.messages.retrieve(response.request_id).status == "DELAYED"
     wait_status(send_ws, response.request_id, "SENT")
     sent = client.messages.retrieve(response.request_id)
-    assert sent.sent is not None and sent.sent - sent.enqueued >= 1400
+    assert sent.sent is not None
+    assert sent.sent - sent.enqueued >= 1400
 
 
 def test_cancel_of_sent_message_conflicts_without_retries(send_ws: Workspace) -> None:
@@ -172,7 +173,8 @@ def test_resend_makes_a_new_message(send_ws: Workspace, smtp: SmtpServer) -> Non
     )
     wait_status(send_ws, response.request_id, "SENT")
     again = client.messages.resend(response.request_id)
-    assert again.message_id and again.message_id != response.request_id
+    assert again.message_id
+    assert again.message_id != response.request_id
     wait_status(send_ws, again.message_id, "SENT")
     mails = smtp.recorder.wait_for(email, count=2)
     assert [m.subject for m in mails] == ["Welcome Re", "Welcome Re"]
@@ -257,3 +259,32 @@ def test_messages_are_isolated_by_workspace(
     with pytest.raises(courier.NotFoundError):
         other.messages.resend(response.request_id)
     assert other.messages.list(message_id=response.request_id).results == []
+
+
+def test_automation_send_step_with_message_uses_the_pipeline(
+    send_ws: Workspace, smtp: SmtpServer
+) -> None:
+    """An automation send step written as {message: {...}} is routed like POST /send."""
+    client = send_ws.client()
+    email = unique_email("step")
+    response = client.automations.invoke.invoke_ad_hoc(
+        automation={
+            "steps": [
+                {
+                    "action": "send",
+                    "message": {
+                        "template": "WELCOME",
+                        "routing": {"method": "single", "channels": ["sms", "email"]},
+                    },
+                }
+            ]
+        },
+        recipient=unique("u"),
+        profile={"email": email},
+        data={"name": "Auto"},
+    )
+    send_ws.wait_run(response.run_id, "PROCESSED")
+    (step,) = client.automations.runs.list_steps(response.run_id).steps or []
+    assert step.message_id
+    assert client.messages.retrieve(step.message_id).status == "SENT"
+    assert smtp.recorder.wait_for(email)[0].subject == "Welcome Auto"

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from relaybox.api import deps
+from relaybox.api.schemas import SEND, doc
 
 router = APIRouter(tags=["Send"])
 
 
-@router.post("/send", status_code=202)
+@router.post("/send", status_code=202, openapi_extra=doc(SEND))
 async def send_message(request: Request, ws: str = Depends(deps.workspace)) -> Response:
     """Send a message to one or more recipients (template or inline Elemental content)."""
     raw = await request.body()

@@ -41,8 +41,12 @@ class RoutedSend:
         previous: Message | None,
     ) -> StepResult:
         spec: Mapping[str, Any] = run.steps_def[index].get("message") or {}
-        to = spec.get("to") if isinstance(spec.get("to"), dict) else {}
-        assert isinstance(to, dict)
+        to = dict(spec.get("to") or {}) if isinstance(spec.get("to"), dict) else {}
+        supplied: dict[str, Any] = {}
+        if send.recipient_id(to) is None and run.context.recipient:
+            # An automation step without its own recipient sends to the run's recipient.
+            to["user_id"] = run.context.recipient
+            supplied = dict(run.context.profile)
         base = previous or _new_message(run, message_id, spec, to, now)
         events: list[MessageEvent] = []
         if previous is None:
@@ -56,8 +60,10 @@ class RoutedSend:
             why = f'Notification template "{spec.get("template")}" not found or not published'
             return _fail(index, base, events, now, "UNMAPPED", None, why)
         profile = await self._messenger.profile_for(
-            ws, to.get("user_id"), send.supplied_profile(to)
+            ws, to.get("user_id"), {**supplied, **send.supplied_profile(to)}
         )
+        # Template data: the run's (automation steps), then the recipient's, then the message's.
+        data = {**run.context.data, **(to.get("data") or {}), **(spec.get("data") or {})}
         configured = {c.config.id: c for c in await self._messenger.providers_for(ws)}
         route = spec.get("routing") or send.DEFAULT_ROUTING
         groups = routing.build_groups(
@@ -91,7 +97,7 @@ class RoutedSend:
             chosen = configured[pick.integration]
             try:
                 out = render.render(
-                    content, channel=pick.channel, variables=_variables(spec, profile, to)
+                    content, channel=pick.channel, variables=_variables(spec, data, profile, to)
                 )
             except ValidationError as exc:
                 why = f"Template could not be rendered: {exc.message}"
@@ -149,7 +155,7 @@ class RoutedSend:
                 text=out.text,
                 html=out.html,
                 profile=profile,
-                data=spec.get("data") or {},
+                data=data,
                 recipient=message.recipient,
                 template=spec.get("template"),
             )
@@ -290,9 +296,11 @@ def _attempts(providers: list[dict[str, Any]]) -> list[routing.Attempt]:
 
 
 def _variables(
-    spec: Mapping[str, Any], profile: Mapping[str, Any], to: Mapping[str, Any]
+    spec: Mapping[str, Any],
+    data: dict[str, Any],
+    profile: Mapping[str, Any],
+    to: Mapping[str, Any],
 ) -> dict[str, Any]:
-    data = {**(to.get("data") or {}), **(spec.get("data") or {})}
     return {
         **data,
         "data": data,
