@@ -117,3 +117,13 @@ async def test_send_runs_are_not_listed_as_automation_runs(store: Store) -> None
     )
     page = await store.list_runs(WS, RunFilter(), cursor=None, limit=10)
     assert [r.id for r in page.runs] == ["run_auto"]
+
+
+async def test_key_mode_live_by_default_and_test_when_asked(store: Store) -> None:
+    """Keys are live unless created as test keys; unknown keys have no mode."""
+    await store.add_api_key(WS, "hash_live", "rbx_live", NOW)
+    await store.add_api_key(WS, "hash_test", "rbx_test", NOW, mode="test")
+    assert await store.key_mode("hash_live") == "live"
+    assert await store.key_mode("hash_test") == "test"
+    assert await store.key_mode("hash_unknown") is None
+    assert await store.workspace_for_key("hash_test") == WS

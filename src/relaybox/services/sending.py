@@ -45,10 +45,19 @@ class SendService:
         self._engine = engine
 
     async def send(
-        self, workspace_id: str, body: dict[str, Any], idem: Idempotency | None = None
+        self,
+        workspace_id: str,
+        body: dict[str, Any],
+        idem: Idempotency | None = None,
+        *,
+        simulated: bool = False,
     ) -> Accepted:
+        """Accept a send; ``simulated`` (a test key) routes and renders but delivers nothing."""
         now = self._clock.now()
         plan = send_request.parse(body, now)
+        if simulated:
+            # Carried on the stored message so retries and resends stay simulated.
+            plan = replace(plan, messages=[{**m, "simulated": True} for m in plan.messages])
         return await self._enqueue(workspace_id, plan, now, idem)
 
     async def resend(self, workspace_id: str, message_id: str) -> str:

@@ -165,8 +165,14 @@ class Store(Protocol):
     async def ensure_workspace(self, workspace_id: str, now: float) -> None: ...
 
     async def add_api_key(
-        self, workspace_id: str, key_hash: str, prefix: str, now: float
-    ) -> None: ...
+        self, workspace_id: str, key_hash: str, prefix: str, now: float, *, mode: str = "live"
+    ) -> None:
+        """``mode`` is "live" or "test" (test keys' sends end SIMULATED)."""
+        ...
+
+    async def key_mode(self, key_hash: str) -> str | None:
+        """The mode of an unrevoked key ("live" or "test"), or None for an unknown key."""
+        ...
 
     async def workspace_for_key(self, key_hash: str) -> str | None: ...
 

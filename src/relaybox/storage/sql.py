@@ -121,21 +121,28 @@ class SqlStore:
             (workspace_id, now),
         )
 
-    async def add_api_key(self, workspace_id: str, key_hash: str, prefix: str, now: float) -> None:
+    async def add_api_key(
+        self, workspace_id: str, key_hash: str, prefix: str, now: float, *, mode: str = "live"
+    ) -> None:
         def write(c: Connection) -> None:
             self._ensure_workspace(c, workspace_id, now)
             c.execute(
                 self.q(
-                    "INSERT INTO api_keys (key_hash, workspace_id, prefix, created_at) "
-                    "VALUES (?, ?, ?, ?)"
+                    "INSERT INTO api_keys (key_hash, workspace_id, prefix, created_at, mode) "
+                    "VALUES (?, ?, ?, ?, ?)"
                 ),
-                (key_hash, workspace_id, prefix, now),
+                (key_hash, workspace_id, prefix, now, mode),
             )
 
         await self._writer.submit(write)
 
     async def workspace_for_key(self, key_hash: str) -> str | None:
         sql = self.q("SELECT workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+        found = await self._read(lambda c: scalar(c.execute(sql, (key_hash,)).fetchone()))
+        return None if found is None else str(found)
+
+    async def key_mode(self, key_hash: str) -> str | None:
+        sql = self.q("SELECT mode FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
         found = await self._read(lambda c: scalar(c.execute(sql, (key_hash,)).fetchone()))
         return None if found is None else str(found)
 

@@ -22,7 +22,8 @@ async def send_message(request: Request, ws: str = Depends(deps.workspace)) -> R
         saved = await svc.idempotency.saved(idem)
         if saved is not None:
             return deps.replay(saved.status_code, saved.body)
-    accepted = await svc.sending.send(ws, body, idem)
+    simulated = await deps.test_mode(request)
+    accepted = await svc.sending.send(ws, body, idem, simulated=simulated)
     if accepted.replay is not None:
         return deps.replay(accepted.replay.status_code, accepted.replay.body)
     return deps.raw_json(accepted.body(), 202)

@@ -30,6 +30,13 @@ class RoutedSend:
     def __init__(self, *, messenger: Messenger) -> None:
         self._messenger = messenger
 
+    async def _content(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Inline content, else the published template's content (None: unknown template)."""
+        if spec.get("content") is not None:
+            return dict(spec["content"])
+        template = await self._messenger.template_for(ws, spec.get("template"))
+        return None if template is None else dict(template.get("content") or {})
+
     async def execute(
         self,
         run: Run,
@@ -52,10 +59,7 @@ class RoutedSend:
         if previous is None:
             events.append(_event(base, now, "ENQUEUED", recipient=base.recipient))
         ws = run.workspace_id
-        content = spec.get("content")
-        if content is None:
-            content = await self._messenger.template_for(ws, spec.get("template"))
-            content = None if content is None else (content.get("content") or {})
+        content = await self._content(ws, spec)
         if content is None:
             why = f'Notification template "{spec.get("template")}" not found or not published'
             return _fail(index, base, events, now, "UNMAPPED", None, why)
@@ -142,6 +146,12 @@ class RoutedSend:
                     attempt=attempt.attempts,
                 )
             )
+            if spec.get("simulated"):
+                # A test-environment send: routed and rendered, never handed to a provider.
+                message, event = _simulate(attempt, pick, now)
+                events.append(event)
+                attempts.append(routing.Attempt(pick.integration, routing.SENT))
+                continue
             # On disk before the provider sees it: see the module docstring.
             await checkpoint(run.with_step(step), [attempt], events)
             events = []
@@ -239,6 +249,34 @@ async def _call(
         response=dict(result.response),
     )
     return sent, None, event
+
+
+def _simulate(
+    attempt: Message, pick: routing.Candidate, now: float
+) -> tuple[Message, MessageEvent]:
+    entry = {
+        "provider": pick.provider,
+        "integration": pick.integration,
+        "channel": pick.channel,
+        "ts": now,
+        "status": "SIMULATED",
+    }
+    simulated = replace(
+        attempt,
+        status="SIMULATED",
+        attempt_state=None,
+        error=None,
+        providers=[*attempt.providers, entry],
+    )
+    event = _event(
+        attempt,
+        now,
+        "SIMULATED",
+        channel=pick.channel,
+        provider=pick.provider,
+        integration=pick.integration,
+    )
+    return simulated, event
 
 
 def _fail(
