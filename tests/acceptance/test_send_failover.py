@@ -210,3 +210,33 @@ def test_delayed_send_survives_a_restart(
     time.sleep(0.5)
     assert len(smtp.recorder.to(email)) == 1
     ws.close()
+
+
+def test_send_cut_off_by_sigkill_is_repeated_with_the_same_key(
+    start_server: Callable[[str], RelayboxServer], webhook_receiver: WebhookReceiver
+) -> None:
+    """A /send webhook call in flight at kill -9 is repeated after restart with its key."""
+    server = start_server("send-crash")
+    ws = Workspace(server, server.api_key)
+    add_webhook(ws, webhook_receiver)
+    webhook_receiver.holding.clear()
+    webhook_receiver.release.clear()
+    try:
+        response = ws.client().send.message(
+            message={
+                "to": {"user_id": unique("u")},
+                "content": {"title": "Held", "body": "b"},
+                "data": {"scenario": "hold"},
+            }
+        )
+        assert webhook_receiver.holding.wait(timeout=10), "the webhook was never called"
+        server.kill()
+        webhook_receiver.release.set()
+        server.start()
+        wait_status(ws, response.request_id, "SENT")
+        calls = webhook_receiver.for_message(response.request_id)
+        assert len(calls) == 2
+        assert calls[0].headers["Idempotency-Key"] == calls[1].headers["Idempotency-Key"]
+    finally:
+        webhook_receiver.release.set()
+        ws.close()
