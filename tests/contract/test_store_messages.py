@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -127,3 +128,23 @@ async def test_key_mode_live_by_default_and_test_when_asked(store: Store) -> Non
     assert await store.key_mode("hash_test") == "test"
     assert await store.key_mode("hash_unknown") is None
     assert await store.workspace_for_key("hash_test") == WS
+
+
+async def test_concurrent_creates_with_one_key_create_once(store: Store) -> None:
+    """Simultaneous writes sharing an idempotency key create exactly one set of runs."""
+    write = idem("race", body=b'{"requestId":"first"}')
+    results = await asyncio.gather(
+        *(
+            store.create_runs(
+                [make_run(f"run_{i}")],
+                messages=[msg(f"m_{i}", 0)],
+                events=[],
+                lease_owner=None,
+                idempotency=write,
+            )
+            for i in range(8)
+        )
+    )
+    assert sum(r is None for r in results) == 1
+    page = await store.list_runs(WS, RunFilter(), cursor=None, limit=10)
+    assert len(page.runs) == 1

@@ -56,6 +56,7 @@ def test_channels_are_normalised() -> None:
         ({"to": {"list_id": "l"}}, "list_id recipients are not supported"),
         ({"to": [{"user_id": 3}]}, "message.to[0].user_id"),
         ({"channels": {"fax": {}}}, "message.channels.fax"),
+        ({"channels": {"email": {"routing_method": "all"}}}, "not supported"),
         ({"routing": {"method": "single", "channels": [{"method": "all"}]}}, "nested"),
         ({"metadata": {"tags": ["a,b"]}}, "comma"),
         ({"delay": {}}, "message.delay"),

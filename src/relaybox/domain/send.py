@@ -165,6 +165,12 @@ def _channels(raw: Mapping[str, Any]) -> dict[str, Any]:
         method = spec.get("routing_method")
         if method is not None and method not in ("single", "all"):
             raise ValidationError(f'{where}.routing_method: Expected "single" or "all"')
+        if method == "all":
+            # Refused rather than quietly treated as "single", which would send less.
+            raise ValidationError(
+                f'{where}.routing_method: "all" is not supported by this version; providers '
+                'of a channel fail over in order ("single")'
+            )
         found[name] = {"providers": list(providers or []), "routing_method": method or "single"}
     return found
 

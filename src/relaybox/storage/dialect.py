@@ -24,6 +24,9 @@ class Dialect(Protocol):
     migration_lock: str
     #: Appended to the due-run selection of a claim (row locking where the database has it).
     claim_lock: str
+    #: Run (with one text parameter) before checking an idempotency key inside a write, so
+    #: concurrent writers with the same key take turns; empty where writers are serialised.
+    key_lock: str
     writer_threads: int
 
     def connect(self, *, readonly: bool = False) -> Connection: ...

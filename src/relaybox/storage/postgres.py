@@ -29,6 +29,9 @@ class PostgresDialect:
     # Concurrent claimers skip each other's rows instead of waiting on them.
     migration_lock = "SELECT pg_advisory_xact_lock(72260011)"
     claim_lock = " FOR UPDATE SKIP LOCKED"
+    # Several writer threads (and processes) commit concurrently: without this, two requests
+    # with one Idempotency-Key can both miss the other's uncommitted response and both run.
+    key_lock = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 
     def __init__(self, url: str, *, writer_threads: int = 4, schema: str | None = None) -> None:
         self.url = url

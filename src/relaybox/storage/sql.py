@@ -303,6 +303,7 @@ class SqlStore:
 
         def write(c: Connection) -> CreatedRun:
             if idempotency is not None:
+                self._lock_key(c, run.workspace_id, idempotency.key)
                 saved = self._load_response(c, run.workspace_id, idempotency.key, run.created_at)
                 if saved is not None:
                     return CreatedRun(replay=saved)
@@ -568,6 +569,7 @@ class SqlStore:
         def write(c: Connection) -> StoredResponse | None:
             if idempotency is not None and runs:
                 first = runs[0]
+                self._lock_key(c, first.workspace_id, idempotency.key)
                 saved = self._load_response(
                     c, first.workspace_id, idempotency.key, first.created_at
                 )
@@ -618,10 +620,15 @@ class SqlStore:
 
     async def save_response(self, workspace_id: str, write: IdempotencyWrite, now: float) -> None:
         def do(c: Connection) -> None:
+            self._lock_key(c, workspace_id, write.key)
             if self._load_response(c, workspace_id, write.key, now) is None:
                 self._store_response(c, workspace_id, write)
 
         await self._writer.submit(do)
+
+    def _lock_key(self, c: Connection, workspace_id: str, key: str) -> None:
+        if self.dialect.key_lock:
+            c.execute(self.q(self.dialect.key_lock), (f"{workspace_id}\n{key}",))
 
     def _load_response(
         self, c: Connection, workspace_id: str, key: str, now: float

@@ -27,6 +27,7 @@ class SqliteDialect:
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
     migration_lock = ""
     claim_lock = ""
+    key_lock = ""
     # SQLite has one writer at a time; more threads would only queue on its lock.
     writer_threads = 1
 
