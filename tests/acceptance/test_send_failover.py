@@ -160,6 +160,7 @@ def test_all_providers_failing_is_undeliverable_with_the_reason(
     message = wait_status(ws, response.request_id, "UNDELIVERABLE")
     assert message.reason == "PROVIDER_ERROR"
     assert "400" in (message.error or "")
+    assert "webhook (" in (message.error or "")
 
 
 def test_routing_all_sends_on_every_listed_channel(

@@ -183,13 +183,18 @@ class RoutedSend:
             attempts.append(routing.Attempt(pick.integration, kind))
         if routing.delivered(attempts):
             return StepResult(StepSucceeded(index, message_id=message_id), [message], events)
-        errors = [e for e in tried.values()]
-        why = (
-            "All providers failed: " + "; ".join(e.message for e in errors)
-            if errors
-            else ("All providers failed")
-        )
-        return _fail(index, message, events, now, "UNDELIVERABLE", "PROVIDER_ERROR", why)
+        return _fail(index, message, events, now, "UNDELIVERABLE", "PROVIDER_ERROR", _why(message))
+
+
+def _why(message: Message) -> str:
+    """Each provider's last error, from every execution (not only this one)."""
+    last: dict[str, str] = {}
+    for entry in message.providers:
+        if entry.get("integration") and entry.get("error"):
+            last[f"{entry.get('provider')} ({entry['integration']})"] = str(entry["error"])
+    if not last:
+        return "All providers failed"
+    return "All providers failed: " + "; ".join(f"{k}: {v}" for k, v in last.items())
 
 
 async def _call(
@@ -291,9 +296,9 @@ def _fail(
     failed = replace(
         message, status=status, reason=reason, error=why, updated_at=now, attempt_state=None
     )
-    kind = status if status != "UNDELIVERABLE" else "UNDELIVERABLE"
-    detail = {"reason": why} if status != "UNDELIVERABLE" else {"error_message": why}
-    event = _event(message, now, kind, **detail)
+    # Courier's history items: UNDELIVERABLE carries error_message, UNMAPPED/UNROUTABLE reason.
+    detail = {"error_message": why} if status == "UNDELIVERABLE" else {"reason": why}
+    event = _event(message, now, status, **detail)
     result = StepFailed(index, why, retryable=False, message_id=message.id)
     return StepResult(result, [failed], [*events, event])
 
