@@ -34,6 +34,7 @@ from relaybox.services.notifications import NotificationService
 from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
+from relaybox.services.sending import SendService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
 from relaybox.storage.sqlite import SqliteStore, path_from_url
@@ -140,10 +141,11 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             on_change=messenger.forget_templates,
         ),
         providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
-        messages=MessageService(store=store),
         profiles=ProfileService(store=store, clock=clock),
         lists=ListService(store=store, clock=clock),
         preferences=PreferenceService(store=store, clock=clock),
+        messages=MessageService(store=store, clock=clock),
+        sending=SendService(store=store, clock=clock, engine=engine),
     )
     runtime = Runtime(
         settings=settings,

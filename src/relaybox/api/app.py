@@ -21,6 +21,7 @@ from relaybox.api.routes import (
     preferences,
     profiles,
     providers,
+    send,
 )
 from relaybox.services.container import Services
 
@@ -64,7 +65,7 @@ def create_app(
             return Response(b'{"status":"starting"}', 503, media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    for module in (automations, notifications, providers, messages):
+    for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
     for module in (profiles, lists, preferences):
         app.include_router(module.router)

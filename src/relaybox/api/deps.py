@@ -31,6 +31,12 @@ async def workspace(request: Request) -> str:
     return found
 
 
+async def test_mode(request: Request) -> bool:
+    """True when the (already authenticated) key is a test-environment key."""
+    _, _, key = request.headers.get("authorization", "").partition(" ")
+    return await services(request).keys.is_test(key.strip())
+
+
 def parse_object(raw: bytes, *, required: bool = True) -> dict[str, Any]:
     if not raw.strip():
         if required:

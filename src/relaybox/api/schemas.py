@@ -55,6 +55,44 @@ class AutomationDraft(_Open):
     cancelation_token: str | None = None
 
 
+class Routing(_Open):
+    method: str = Field(description='"single" (first channel that delivers) or "all"')
+    channels: list[str] = Field(description="channel names or provider kinds, in order")
+
+
+class Delay(_Open):
+    duration: int | None = Field(None, description="milliseconds")
+    until: str | None = Field(None, description="ISO 8601 instant")
+
+
+class Metadata(_Open):
+    tags: list[str] | None = None
+    trace_id: str | None = None
+
+
+class Message(_Open):
+    to: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="a user recipient ({user_id, email, phone_number}) or a list of them"
+    )
+    template: str | None = Field(None, description="published notification id or alias")
+    content: dict[str, Any] | None = Field(
+        None, description="Elemental content or {title, body}; instead of template"
+    )
+    data: dict[str, Any] | None = None
+    brand_id: str | None = None
+    routing: Routing | None = None
+    channels: dict[str, Any] | None = Field(
+        None, description="per channel: {providers: [kind or id, ...], routing_method}"
+    )
+    delay: Delay | None = None
+    metadata: Metadata | None = None
+
+
+class SendParams(_Open):
+    message: Message
+
+
+SEND = SendParams
 INVOKE = InvokeParams
 AD_HOC_INVOKE = AdHocInvokeParams
 AUTOMATION_DRAFT = AutomationDraft

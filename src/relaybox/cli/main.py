@@ -4,7 +4,7 @@ relaybox serve    API, engine and timers in one process (the default deployment)
 relaybox api      API only (PostgreSQL; workers elsewhere execute the runs)
 relaybox worker   engine and timers only (PostgreSQL; any number of them)
 relaybox migrate  apply database migrations and exit
-relaybox keys create [--workspace W]   print a new API key
+relaybox keys create [--workspace W] [--test]   print a new API key
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="print a new API key")
     create.add_argument("--workspace", default="default")
     create.add_argument("--database-url", default=None, help=DB_HELP)
+    create.add_argument(
+        "--test", action="store_true", help="a test-environment key: its sends end SIMULATED"
+    )
     return parser
 
 
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_work(settings))
     if args.command == "migrate":
         return _migrate(settings)
-    return asyncio.run(_create_key(settings, args.workspace))
+    return asyncio.run(_create_key(settings, args.workspace, test=args.test))
 
 
 def _serve(settings: Settings, *, run_engine: bool) -> int:
@@ -140,13 +143,13 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, workspace: str) -> int:
+async def _create_key(settings: Settings, workspace: str, *, test: bool = False) -> int:
     from relaybox import bootstrap
 
     runtime = bootstrap.build(settings, run_engine=False)
     await runtime.store.open(migrate=settings.migrate)
     try:
-        key = await runtime.services.keys.create(workspace)
+        key = await runtime.services.keys.create(workspace, test=test)
     finally:
         await runtime.store.close()
         await runtime.http.aclose()

@@ -88,6 +88,11 @@ class Engine:
         """Set ``listener`` whenever a run is released with a due time (e.g. starts waiting)."""
         self._wake_listeners.append(listener)
 
+    def scheduled(self) -> None:
+        """Tell the listeners a run was stored with a future due time (e.g. a delayed send)."""
+        for listener in self._wake_listeners:
+            listener.set()
+
     # --- execution ---------------------------------------------------------------------------
 
     async def _work(self) -> None:

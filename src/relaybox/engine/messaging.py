@@ -143,6 +143,17 @@ class Messenger:
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)
 
+    async def template_for(self, workspace_id: str, template: str | None) -> dict[str, Any] | None:
+        """The published body of a notification template (by id or alias), cached briefly."""
+        return await self._template(_lookup(workspace_id, template))
+
+    async def profile_for(
+        self, workspace_id: str, user_id: str | None, supplied: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The stored profile of ``user_id`` overlaid with the values sent with the request."""
+        request = replace(_lookup(workspace_id, None), recipient=user_id, profile=dict(supplied))
+        return await self._profile(request)
+
     async def deliver(self, plan: Plan, now: float) -> Outcome:
         """Call the provider; never raises for delivery failures (they are outcomes)."""
         assert plan.route is not None
@@ -297,6 +308,16 @@ class Messenger:
             ),
         ]
         return Plan(routed, [*events, *more], route=route, rendered=rendered)
+
+
+def _lookup(workspace_id: str, template: str | None) -> SendRequest:
+    return SendRequest(
+        workspace_id=workspace_id,
+        message_id="",
+        idempotency_key="",
+        recipient=None,
+        template=template,
+    )
 
 
 def _event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:

@@ -14,6 +14,7 @@ from relaybox.services.notifications import NotificationService
 from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
+from relaybox.services.sending import SendService
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,4 @@ class Services:
     profiles: ProfileService
     lists: ListService
     preferences: PreferenceService
+    sending: SendService

@@ -26,12 +26,19 @@ class KeyService:
         self._store = store
         self._clock = clock
         self._cache: OrderedDict[str, str] = OrderedDict()
+        self._modes: dict[str, bool] = {}
         self._cache_size = cache_size
 
-    async def create(self, workspace_id: str = DEFAULT_WORKSPACE) -> str:
-        """Create a key for the workspace (creating the workspace too); returns the key."""
+    async def create(self, workspace_id: str = DEFAULT_WORKSPACE, *, test: bool = False) -> str:
+        """Create a key for the workspace (creating the workspace too); returns the key.
+
+        A ``test`` key acts on the same workspace, but its sends deliver nothing: they end
+        SIMULATED with their rendered output (Courier's test environment).
+        """
         key = _PREFIX + secrets.token_urlsafe(24)
-        await self.register(key, workspace_id)
+        digest = hash_key(key)
+        mode = "test" if test else "live"
+        await self._store.add_api_key(workspace_id, digest, key[:8], self._clock.now(), mode=mode)
         return key
 
     async def register(self, key: str, workspace_id: str = DEFAULT_WORKSPACE) -> None:
@@ -40,6 +47,17 @@ class KeyService:
         if await self._store.workspace_for_key(digest) is not None:
             return
         await self._store.add_api_key(workspace_id, digest, key[:8], self._clock.now())
+
+    async def is_test(self, key: str) -> bool:
+        """True for a test-environment key (a key's mode never changes, so it is cached)."""
+        digest = hash_key(key)
+        cached = self._modes.get(digest)
+        if cached is None:
+            cached = await self._store.key_mode(digest) == "test"
+            if len(self._modes) >= self._cache_size:
+                self._modes.clear()
+            self._modes[digest] = cached
+        return cached
 
     async def count(self) -> int:
         return await self._store.count_api_keys()

@@ -64,6 +64,9 @@ class Message:
     content: dict[str, Any] = field(default_factory=dict)
     #: Provider responses, one per attempt outcome.
     providers: list[dict[str, Any]] = field(default_factory=list)
+    #: Courier's ``metadata.tags`` and ``metadata.trace_id`` (filters of GET /messages).
+    tags: tuple[str, ...] = ()
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,26 @@ class Preference:
 #: Computes a profile's new value from its current one (None = absent) inside the write's
 #: transaction; returning None leaves the row as it is. May raise to abort the write.
 ProfileChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """GET /messages filters; every given filter must match (lists match any of their items)."""
+
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    recipient: str | None = None
+    notification: str | None = None
+    message_id: str | None = None
+    trace_id: str | None = None
+    enqueued_after: float | None = None
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -184,8 +207,14 @@ class Store(Protocol):
     async def ensure_workspace(self, workspace_id: str, now: float) -> None: ...
 
     async def add_api_key(
-        self, workspace_id: str, key_hash: str, prefix: str, now: float
-    ) -> None: ...
+        self, workspace_id: str, key_hash: str, prefix: str, now: float, *, mode: str = "live"
+    ) -> None:
+        """``mode`` is "live" or "test" (test keys' sends end SIMULATED)."""
+        ...
+
+    async def key_mode(self, key_hash: str) -> str | None:
+        """The mode of an unrevoked key ("live" or "test"), or None for an unknown key."""
+        ...
 
     async def workspace_for_key(self, key_hash: str) -> str | None: ...
 
@@ -399,6 +428,33 @@ class Store(Protocol):
     async def get_message(self, workspace_id: str, message_id: str) -> Message | None: ...
 
     async def message_events(self, workspace_id: str, message_id: str) -> list[MessageEvent]: ...
+
+    async def list_messages(
+        self, workspace_id: str, flt: MessageFilter, *, cursor: str | None, limit: int
+    ) -> MessagePage:
+        """Newest first (by enqueue time).
+
+        Raises:
+            ValidationError: the cursor is not one this store issued.
+        """
+        ...
+
+    async def create_runs(
+        self,
+        runs: Sequence[Run],
+        *,
+        messages: Sequence[Message],
+        events: Sequence[MessageEvent],
+        lease_owner: str | None,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> StoredResponse | None:
+        """Store several new runs and the messages they will send in one transaction.
+
+        Used by POST /send: the request is acknowledged only once all of it is committed.
+        With ``idempotency``, an unexpired saved response wins: nothing is created and it is
+        returned; otherwise None.
+        """
+        ...
 
     # --- idempotency ----------------------------------------------------------------------
     async def get_response(

@@ -23,7 +23,7 @@ RESOURCE_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, workspace_id, status, recipient, notification, event, run_id, channel, provider, "
     "idempotency_key, attempts, attempt_state, enqueued_at, sent_at, delivered_at, error, "
-    "reason, content, providers, updated_at"
+    "reason, content, providers, updated_at, tags, trace_id"
 )
 
 
@@ -147,7 +147,18 @@ def message_params(m: Message) -> dict[str, Any]:
         "content": dumps(m.content),
         "providers": dumps(m.providers),
         "updated_at": m.updated_at,
+        "tags": encode_tags(m.tags),
+        "trace_id": m.trace_id,
     }
+
+
+def encode_tags(tags: tuple[str, ...]) -> str:
+    """ ",a,b," so that one tag is matched by LIKE '%,a,%' on both dialects."""
+    return f",{','.join(tags)}," if tags else ""
+
+
+def decode_tags(raw: str | None) -> tuple[str, ...]:
+    return tuple(t for t in (raw or "").split(",") if t)
 
 
 def message_from_row(row: tuple[Any, ...]) -> Message:
@@ -172,6 +183,8 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         content,
         providers,
         updated,
+        tags,
+        trace_id,
     ) = row
     return Message(
         id=id_,
@@ -194,6 +207,8 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         content=loads(content) or {},
         providers=loads(providers) or [],
         updated_at=updated,
+        tags=decode_tags(tags),
+        trace_id=trace_id,
     )
 
 

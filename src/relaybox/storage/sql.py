@@ -22,6 +22,8 @@ from relaybox.storage.base import (
     IdempotencyWrite,
     Message,
     MessageEvent,
+    MessageFilter,
+    MessagePage,
     Resource,
     RunFilter,
     RunPage,
@@ -120,21 +122,28 @@ class SqlStore(PeopleVerbs):
             (workspace_id, now),
         )
 
-    async def add_api_key(self, workspace_id: str, key_hash: str, prefix: str, now: float) -> None:
+    async def add_api_key(
+        self, workspace_id: str, key_hash: str, prefix: str, now: float, *, mode: str = "live"
+    ) -> None:
         def write(c: Connection) -> None:
             self._ensure_workspace(c, workspace_id, now)
             c.execute(
                 self.q(
-                    "INSERT INTO api_keys (key_hash, workspace_id, prefix, created_at) "
-                    "VALUES (?, ?, ?, ?)"
+                    "INSERT INTO api_keys (key_hash, workspace_id, prefix, created_at, mode) "
+                    "VALUES (?, ?, ?, ?, ?)"
                 ),
-                (key_hash, workspace_id, prefix, now),
+                (key_hash, workspace_id, prefix, now, mode),
             )
 
         await self._writer.submit(write)
 
     async def workspace_for_key(self, key_hash: str) -> str | None:
         sql = self.q("SELECT workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+        found = await self._read(lambda c: scalar(c.execute(sql, (key_hash,)).fetchone()))
+        return None if found is None else str(found)
+
+    async def key_mode(self, key_hash: str) -> str | None:
+        sql = self.q("SELECT mode FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
         found = await self._read(lambda c: scalar(c.execute(sql, (key_hash,)).fetchone()))
         return None if found is None else str(found)
 
@@ -295,16 +304,8 @@ class SqlStore(PeopleVerbs):
 
         def write(c: Connection) -> CreatedRun:
             if idempotency is not None:
-                saved = self._load_response(c, run.workspace_id, idempotency.key, run.created_at)
+                saved = self._claim_key(c, run.workspace_id, idempotency, run.created_at)
                 if saved is not None:
-                    return CreatedRun(replay=saved)
-                if not self._store_response(c, run.workspace_id, idempotency, run.created_at):
-                    # A concurrent request with this key committed first (PostgreSQL runs
-                    # writers in parallel): answer with its response, create nothing.
-                    saved = self._load_response(
-                        c, run.workspace_id, idempotency.key, run.created_at
-                    )
-                    assert saved is not None
                     return CreatedRun(replay=saved)
             created = run
             recipient = run.context.recipient
@@ -331,7 +332,8 @@ class SqlStore(PeopleVerbs):
     async def list_runs(
         self, workspace_id: str, flt: RunFilter, *, cursor: str | None, limit: int
     ) -> RunPage:
-        where = ["workspace_id = ?"]
+        # Runs behind POST /send are internal; Courier lists only automation runs.
+        where = ["workspace_id = ?", "source <> 'send'"]
         args: list[Any] = [workspace_id]
         if flt.statuses:
             where.append(f"status IN ({','.join('?' * len(flt.statuses))})")
@@ -474,7 +476,8 @@ class SqlStore(PeopleVerbs):
             self.q(
                 "UPDATE messages SET status = 'CANCELED', updated_at = ? "
                 f"WHERE workspace_id = ? AND run_id IN ({marks}) "
-                "AND status IN ('ENQUEUED', 'ROUTED') AND attempt_state IS NULL RETURNING id"
+                "AND status IN ('ENQUEUED', 'DELAYED', 'ROUTED') AND attempt_state IS NULL "
+                "RETURNING id"
             ),
             (now, workspace_id, *run_ids),
         ).fetchall()
@@ -503,6 +506,83 @@ class SqlStore(PeopleVerbs):
         )
         found = await self._read(lambda c: c.execute(sql, (workspace_id, message_id)).fetchall())
         return [rows.event_from_row(message_id, r) for r in found]
+
+    async def list_messages(
+        self, workspace_id: str, flt: MessageFilter, *, cursor: str | None, limit: int
+    ) -> MessagePage:
+        where = ["workspace_id = ?"]
+        args: list[Any] = [workspace_id]
+        for column, values in (("status", flt.statuses), ("provider", flt.providers)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if flt.tags:
+            where.append("(" + " OR ".join("tags LIKE ? ESCAPE '!'" for _ in flt.tags) + ")")
+            args.extend(f"%,{_like_escape(tag)},%" for tag in flt.tags)
+        for column, value in (
+            ("recipient", flt.recipient),
+            ("notification", flt.notification),
+            ("id", flt.message_id),
+            ("trace_id", flt.trace_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.enqueued_after is not None:
+            where.append("enqueued_at > ?")
+            args.append(flt.enqueued_after)
+        if cursor is not None:
+            enqueued_at, message_id = rows.decode_cursor(cursor)
+            where.append("(enqueued_at < ? OR (enqueued_at = ? AND id < ?))")
+            args.extend([enqueued_at, enqueued_at, message_id])
+        sql = self.q(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+            "ORDER BY enqueued_at DESC, id DESC LIMIT ?"
+        )
+        args.append(limit + 1)
+        found = [
+            rows.message_from_row(r)
+            for r in await self._read(lambda c: c.execute(sql, args).fetchall())
+        ]
+        page = found[:limit]
+        more = len(found) > limit
+        nxt = rows.encode_cursor(page[-1].enqueued_at, page[-1].id) if more else None
+        return MessagePage(messages=page, next_cursor=nxt)
+
+    async def create_runs(
+        self,
+        runs: Sequence[Run],
+        *,
+        messages: Sequence[Message],
+        events: Sequence[MessageEvent],
+        lease_owner: str | None,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> StoredResponse | None:
+        insert = self.q(
+            f"INSERT INTO runs ({rows.RUN_COLUMNS}, lease_owner) VALUES (:id, :workspace_id, "
+            ":template_id, :source, :status, :cancelation_token, :definition, :context, "
+            ":steps, :cursor, :error, :due_at, :lease_token, :created_at, :updated_at, "
+            ":lease_owner)"
+        )
+
+        def write(c: Connection) -> StoredResponse | None:
+            if idempotency is not None and runs:
+                first = runs[0]
+                saved = self._claim_key(c, first.workspace_id, idempotency, first.created_at)
+                if saved is not None:
+                    return saved
+            for run in runs:
+                params = rows.run_params(run)
+                params["lease_owner"] = lease_owner
+                c.execute(insert, params)
+            for message in messages:
+                self._store_message(c, message)
+            self._store_events(c, events)
+            if lease_owner is None:
+                self.dialect.notify_due(c)
+            return None
+
+        return await self._writer.submit(write)
 
     def _store_message(self, c: Connection, message: Message) -> None:
         columns = rows.MESSAGE_COLUMNS.replace(" ", "").split(",")
@@ -534,11 +614,23 @@ class SqlStore(PeopleVerbs):
         return await self._read(lambda c: self._load_response(c, workspace_id, key, now))
 
     async def save_response(self, workspace_id: str, write: IdempotencyWrite, now: float) -> None:
-        def do(c: Connection) -> None:
-            if self._load_response(c, workspace_id, write.key, now) is None:
-                self._store_response(c, workspace_id, write, now)
+        await self._writer.submit(lambda c: self._claim_key(c, workspace_id, write, now))
 
-        await self._writer.submit(do)
+    def _claim_key(
+        self, c: Connection, workspace_id: str, write: IdempotencyWrite, now: float
+    ) -> StoredResponse | None:
+        """Save ``write`` as the key's response, or return the live response saved earlier.
+
+        Exactly one of several racing requests wins a key, even with writers committing in
+        parallel (PostgreSQL): the losing insert waits for the winner's commit on the
+        unique index and then matches nothing.
+        """
+        saved = self._load_response(c, workspace_id, write.key, now)
+        if saved is not None or self._store_response(c, workspace_id, write, now):
+            return saved
+        saved = self._load_response(c, workspace_id, write.key, now)
+        assert saved is not None
+        return saved
 
     def _load_response(
         self, c: Connection, workspace_id: str, key: str, now: float
@@ -581,3 +673,7 @@ class SqlStore(PeopleVerbs):
             now,
         )
         return int(c.execute(sql, args).rowcount) == 1
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")

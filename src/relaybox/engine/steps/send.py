@@ -11,6 +11,7 @@ from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.messaging import Messenger, Outcome, SendRequest
 from relaybox.engine.steps.base import Checkpoint, StepResult
+from relaybox.engine.steps.routed import RoutedSend
 from relaybox.storage.base import Message, MessageEvent, Store
 
 
@@ -50,6 +51,7 @@ class SendStep:
     def __init__(self, *, store: Store, messenger: Messenger) -> None:
         self._store = store
         self._messenger = messenger
+        self._routed = RoutedSend(messenger=messenger)
 
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         step = run.steps[index]
@@ -61,6 +63,11 @@ class SendStep:
             if interrupted is not None:
                 return interrupted
         message_id = step.message_id or ids.courier_id(now)
+        if isinstance(run.steps_def[index].get("message"), dict):
+            # A full Courier message (POST /send, or a send step written that way).
+            return await self._routed.execute(
+                run, index, now, checkpoint, message_id=message_id, previous=previous
+            )
         plan = await self._messenger.plan(request_for(run, index, message_id), now)
         if plan.message.status == FILTERED:
             # The recipient opted out: nothing to deliver, and nothing went wrong.

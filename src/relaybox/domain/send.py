@@ -1,0 +1,211 @@
+"""Courier's ``POST /send`` message: validation and the per-recipient messages it splits into.
+
+Pure: the service turns each per-recipient message into a one-step internal run whose
+``send`` step carries it, and the engine's send executor reads it back with the helpers here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from relaybox.domain import delays
+from relaybox.domain.routing import CHANNELS
+from relaybox.errors import ValidationError
+
+#: Routing when the message has none: the first channel with an address and a provider.
+DEFAULT_ROUTING: dict[str, Any] = {"method": "single", "channels": ["email", "webhook"]}
+#: The most recipients one request may name (each becomes its own message).
+MAX_RECIPIENTS = 1000
+#: Recipient keys a user recipient may carry; the profile fields among them address channels.
+_ADDRESS_KEYS = ("email", "phone_number", "locale")
+_UNSUPPORTED_RECIPIENTS = (
+    "list_id",
+    "list_pattern",
+    "audience_id",
+    "slack",
+    "ms_teams",
+    "pagerduty",
+    "webhook",
+)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """A validated send: one message body per recipient and when to start sending."""
+
+    messages: list[dict[str, Any]]
+    #: Epoch seconds before which nothing is sent (``delay``), or None to send at once.
+    not_before: float | None
+    tags: tuple[str, ...]
+    trace_id: str | None
+
+
+def parse(body: Mapping[str, Any], now: float) -> SendPlan:
+    """Validate a /send body; raises ValidationError with a message naming the bad field."""
+    message = body.get("message")
+    if not isinstance(message, dict):
+        raise ValidationError("message: Required object")
+    recipients = _recipients(message.get("to"))
+    template = message.get("template")
+    content = message.get("content")
+    if template is not None and (not isinstance(template, str) or not template):
+        raise ValidationError("message.template: Expected a non-empty string")
+    if (template is None) == (content is None):
+        raise ValidationError("message: Provide exactly one of template or content")
+    if content is not None:
+        _check_content(content)
+    for name in ("data", "channels", "providers"):
+        if message.get(name) is not None and not isinstance(message[name], dict):
+            raise ValidationError(f"message.{name}: Expected object")
+    brand = message.get("brand_id")
+    if brand is not None and not isinstance(brand, str):
+        raise ValidationError("message.brand_id: Expected string")
+    routing = _routing(message.get("routing"))
+    channels = _channels(message.get("channels") or {})
+    tags, trace_id = _metadata(message.get("metadata"))
+    not_before = _delay(message.get("delay"), now)
+    shared = {
+        "template": template,
+        "content": content,
+        "data": dict(message.get("data") or {}),
+        "brand_id": brand,
+        "routing": routing,
+        "channels": channels,
+    }
+    bodies = [{"to": to, **shared} for to in recipients]
+    return SendPlan(messages=bodies, not_before=not_before, tags=tags, trace_id=trace_id)
+
+
+def recipient_id(to: Mapping[str, Any]) -> str | None:
+    """What Courier shows as a message's recipient: the user id, else the address."""
+    for key in ("user_id", "email", "phone_number"):
+        value = to.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def supplied_profile(to: Mapping[str, Any]) -> dict[str, Any]:
+    """Profile values given on the recipient itself; they win over the stored profile."""
+    return {k: to[k] for k in _ADDRESS_KEYS if to.get(k) is not None}
+
+
+def _recipients(to: Any) -> list[dict[str, Any]]:
+    items = to if isinstance(to, list) else [to]
+    if to is None or not items:
+        raise ValidationError("message.to: Required recipient or list of recipients")
+    if len(items) > MAX_RECIPIENTS:
+        raise ValidationError(f"message.to: At most {MAX_RECIPIENTS} recipients per request")
+    found = []
+    for i, item in enumerate(items):
+        where = f"message.to[{i}]" if isinstance(to, list) else "message.to"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where}: Expected object")
+        unsupported = [k for k in _UNSUPPORTED_RECIPIENTS if item.get(k) is not None]
+        if unsupported:
+            raise ValidationError(
+                f"{where}: {unsupported[0]} recipients are not supported by this version; "
+                "send to user_id, email or phone_number"
+            )
+        for key in ("user_id", "email", "phone_number", "locale"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise ValidationError(f"{where}.{key}: Expected string")
+        if recipient_id(item) is None:
+            raise ValidationError(f"{where}: Provide user_id, email or phone_number")
+        found.append(dict(item))
+    return found
+
+
+def _check_content(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise ValidationError("message.content: Expected object")
+    sugar = "title" in content or "body" in content
+    if not sugar and not isinstance(content.get("elements"), list):
+        raise ValidationError(
+            "message.content: Expected {title, body} or {version, elements: [...]}"
+        )
+
+
+def _routing(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return DEFAULT_ROUTING
+    if not isinstance(raw, dict):
+        raise ValidationError("message.routing: Expected object")
+    method = raw.get("method")
+    if method not in ("single", "all"):
+        raise ValidationError('message.routing.method: Expected "single" or "all"')
+    channels = raw.get("channels")
+    if not isinstance(channels, list):
+        raise ValidationError("message.routing.channels: Expected array")
+    for i, entry in enumerate(channels):
+        if isinstance(entry, dict):
+            raise ValidationError(
+                f"message.routing.channels[{i}]: nested routing is not supported by this version"
+            )
+        if not isinstance(entry, str) or not entry:
+            raise ValidationError(f"message.routing.channels[{i}]: Expected string")
+    return {"method": method, "channels": list(channels)}
+
+
+def _channels(raw: Mapping[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, spec in raw.items():
+        where = f"message.channels.{name}"
+        if name not in CHANNELS:
+            raise ValidationError(f"{where}: unknown channel; use one of {sorted(CHANNELS)}")
+        if not isinstance(spec, dict):
+            raise ValidationError(f"{where}: Expected object")
+        providers = spec.get("providers")
+        if providers is not None and (
+            not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
+        ):
+            raise ValidationError(f"{where}.providers: Expected array of strings")
+        method = spec.get("routing_method")
+        if method is not None and method not in ("single", "all"):
+            raise ValidationError(f'{where}.routing_method: Expected "single" or "all"')
+        if method == "all":
+            # Refused rather than quietly treated as "single", which would send less.
+            raise ValidationError(
+                f'{where}.routing_method: "all" is not supported by this version; providers '
+                'of a channel fail over in order ("single")'
+            )
+        found[name] = {"providers": list(providers or []), "routing_method": method or "single"}
+    return found
+
+
+def _metadata(raw: Any) -> tuple[tuple[str, ...], str | None]:
+    if raw is None:
+        return (), None
+    if not isinstance(raw, dict):
+        raise ValidationError("message.metadata: Expected object")
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise ValidationError("message.metadata.tags: Expected array of non-empty strings")
+    if any("," in t for t in tags):
+        raise ValidationError("message.metadata.tags: a tag may not contain a comma")
+    trace_id = raw.get("trace_id")
+    if trace_id is not None and not isinstance(trace_id, str):
+        raise ValidationError("message.metadata.trace_id: Expected string")
+    return tuple(dict.fromkeys(tags)), trace_id
+
+
+def _delay(raw: Any, now: float) -> float | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValidationError("message.delay: Expected object")
+    duration = raw.get("duration")
+    until = raw.get("until")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
+    ):
+        raise ValidationError("message.delay.duration: Expected a non-negative integer (ms)")
+    if until is not None:
+        if not isinstance(until, str):
+            raise ValidationError("message.delay.until: Expected an ISO 8601 string")
+        return max(now, delays.parse_until(until))
+    if duration is None:
+        raise ValidationError("message.delay: Provide duration (ms) or until")
+    return now + duration / 1000.0

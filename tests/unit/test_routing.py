@@ -1,0 +1,96 @@
+"""Routing decisions for sends: candidate groups and which provider to try next."""
+
+from __future__ import annotations
+
+from relaybox.domain.routing import (
+    FAILED,
+    RETRYABLE,
+    SENT,
+    Attempt,
+    Candidate,
+    build_groups,
+    delivered,
+    next_candidate,
+)
+
+SMTP_A = Candidate("email", "prv_a", "smtp")
+SMTP_B = Candidate("email", "prv_b", "smtp")
+HOOK = Candidate("webhook", "prv_h", "webhook")
+CONFIGURED = [SMTP_A, SMTP_B, HOOK]
+PROFILE = {"email": "a@b.c"}
+
+
+def groups(method: str, entries: list[str], **kw: object) -> list[list[Candidate]]:
+    """build_groups with the standard configured providers and profile."""
+    return build_groups(
+        method=method,
+        entries=entries,
+        configured=CONFIGURED,
+        profile=kw.get("profile", PROFILE),  # type: ignore[arg-type]
+        channel_providers=kw.get("order", {}),  # type: ignore[arg-type]
+    )
+
+
+def test_single_flattens_channels_in_order() -> None:
+    """single: one group, channels in routing order, providers in configured order."""
+    assert groups("single", ["webhook", "email"]) == [[HOOK, SMTP_A, SMTP_B]]
+
+
+def test_all_makes_one_group_per_channel() -> None:
+    """all: each listed channel is its own group."""
+    assert groups("all", ["email", "webhook"]) == [[SMTP_A, SMTP_B], [HOOK]]
+
+
+def test_channel_without_address_is_skipped() -> None:
+    """A channel whose address the profile lacks is not a candidate."""
+    assert groups("single", ["email", "webhook"], profile={}) == [[HOOK]]
+
+
+def test_channel_without_provider_is_skipped_and_nothing_left_is_unroutable() -> None:
+    """sms has no provider and push no address: no groups at all (UNROUTABLE)."""
+    assert groups("single", ["sms", "push"], profile={"phone_number": "+1"}) == []
+
+
+def test_channel_providers_restrict_and_order() -> None:
+    """channels.email.providers (ids or kinds) picks and orders the channel's providers."""
+    assert groups("single", ["email"], order={"email": ["prv_b", "prv_a"]}) == [[SMTP_B, SMTP_A]]
+    assert groups("single", ["email"], order={"email": ["prv_b"]}) == [[SMTP_B]]
+    assert groups("single", ["email"], order={"email": ["smtp"]}) == [[SMTP_A, SMTP_B]]
+
+
+def test_provider_kind_as_routing_entry() -> None:
+    """A provider kind in routing.channels stands for that kind's providers."""
+    assert groups("single", ["webhook", "smtp"]) == [[HOOK, SMTP_A, SMTP_B]]
+
+
+def test_next_is_first_untried() -> None:
+    """With no attempts the first candidate goes first."""
+    assert next_candidate([[SMTP_A, SMTP_B]], []) == SMTP_A
+
+
+def test_retryable_failure_retries_same_provider_until_tries_run_out() -> None:
+    """Retryable failures keep the provider until ``tries`` are used, then fail over."""
+    attempts = [Attempt("prv_a", RETRYABLE)] * 2
+    assert next_candidate([[SMTP_A, SMTP_B]], attempts, tries=3) == SMTP_A
+    attempts.append(Attempt("prv_a", RETRYABLE))
+    assert next_candidate([[SMTP_A, SMTP_B]], attempts, tries=3) == SMTP_B
+
+
+def test_permanent_failure_fails_over_at_once() -> None:
+    """A permanent failure uses the provider up immediately."""
+    assert next_candidate([[SMTP_A, SMTP_B]], [Attempt("prv_a", FAILED)]) == SMTP_B
+
+
+def test_success_settles_the_group() -> None:
+    """Once a group delivered nothing more is tried in it; all moves to the next group."""
+    attempts = [Attempt("prv_a", SENT)]
+    assert next_candidate([[SMTP_A, SMTP_B]], attempts) is None
+    assert next_candidate([[SMTP_A, SMTP_B], [HOOK]], attempts) == HOOK
+    assert delivered(attempts)
+
+
+def test_everything_used_up_is_settled_undelivered() -> None:
+    """When every candidate failed for good there is nothing left and nothing delivered."""
+    attempts = [Attempt("prv_a", FAILED), Attempt("prv_b", FAILED)]
+    assert next_candidate([[SMTP_A, SMTP_B]], attempts) is None
+    assert not delivered(attempts)

@@ -1,0 +1,81 @@
+"""Validation of POST /send bodies and their split into per-recipient messages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from relaybox.domain.send import DEFAULT_ROUTING, parse, recipient_id, supplied_profile
+from relaybox.errors import ValidationError
+
+NOW = 1_700_000_000.0
+
+
+def body(**message: Any) -> dict[str, Any]:
+    """A /send body with a template and one recipient unless overridden."""
+    return {"message": {"to": {"user_id": "u1"}, "template": "T", **message}}
+
+
+def test_one_message_per_recipient_with_shared_fields() -> None:
+    """An array `to` splits into one message each, sharing template, data and routing."""
+    plan = parse(body(to=[{"user_id": "a"}, {"email": "b@x.y"}], data={"k": 1}), NOW)
+    assert [m["to"] for m in plan.messages] == [{"user_id": "a"}, {"email": "b@x.y"}]
+    assert all(m["data"] == {"k": 1} and m["template"] == "T" for m in plan.messages)
+    assert plan.messages[0]["routing"] == DEFAULT_ROUTING
+    assert plan.not_before is None
+
+
+def test_delay_duration_is_milliseconds_and_until_is_iso() -> None:
+    """delay.duration counts ms from now; delay.until is an instant (never in the past)."""
+    assert parse(body(delay={"duration": 1500}), NOW).not_before == NOW + 1.5
+    until = parse(body(delay={"until": "2030-01-01T00:00:00Z"}), NOW).not_before
+    assert until == 1_893_456_000.0
+    assert parse(body(delay={"until": "2000-01-01T00:00:00Z"}), NOW).not_before == NOW
+
+
+def test_metadata_tags_are_deduplicated_and_trace_id_kept() -> None:
+    """Tags keep their first-seen order without repeats."""
+    plan = parse(body(metadata={"tags": ["a", "b", "a"], "trace_id": "t"}), NOW)
+    assert plan.tags == ("a", "b")
+    assert plan.trace_id == "t"
+
+
+def test_channels_are_normalised() -> None:
+    """channels.<ch> keeps providers and defaults routing_method to single."""
+    plan = parse(body(channels={"email": {"providers": ["smtp"]}}), NOW)
+    assert plan.messages[0]["channels"] == {
+        "email": {"providers": ["smtp"], "routing_method": "single"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        ({"to": {"list_id": "l"}}, "list_id recipients are not supported"),
+        ({"to": [{"user_id": 3}]}, "message.to[0].user_id"),
+        ({"channels": {"fax": {}}}, "message.channels.fax"),
+        ({"channels": {"email": {"routing_method": "all"}}}, "not supported"),
+        ({"routing": {"method": "single", "channels": [{"method": "all"}]}}, "nested"),
+        ({"metadata": {"tags": ["a,b"]}}, "comma"),
+        ({"delay": {}}, "message.delay"),
+        ({"delay": {"duration": True}}, "message.delay.duration"),
+        ({"content": "text"}, "message.content"),
+    ],
+)
+def test_invalid_bodies_name_the_field(message: dict[str, Any], needle: str) -> None:
+    """Each invalid field is reported by its path."""
+    merged = {"to": {"user_id": "u1"}, "template": "T", **message}
+    if "content" in message:
+        del merged["template"]
+    with pytest.raises(ValidationError, match=re.escape(needle)):
+        parse({"message": merged}, NOW)
+
+
+def test_recipient_id_and_supplied_profile() -> None:
+    """The user id wins as recipient; addresses on the recipient form the supplied profile."""
+    to = {"user_id": "u", "email": "e@x.y", "data": {"x": 1}}
+    assert recipient_id(to) == "u"
+    assert recipient_id({"phone_number": "+1"}) == "+1"
+    assert supplied_profile(to) == {"email": "e@x.y"}
