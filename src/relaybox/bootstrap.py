@@ -18,6 +18,8 @@ from relaybox.clock import Clock, SystemClock
 from relaybox.engine.engine import Engine
 from relaybox.engine.messaging import Messenger
 from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.fetch_data import FetchDataStep
+from relaybox.engine.steps.invoke import InvokeStep
 from relaybox.engine.steps.send import SendStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
@@ -111,7 +113,11 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         engine = Engine(
             store=store,
             clock=clock,
-            executors={"send": SendStep(store=store, messenger=messenger)},
+            executors={
+                "send": SendStep(store=store, messenger=messenger),
+                "fetch-data": FetchDataStep(http=http, guard=guard),
+                "invoke": InvokeStep(store=store),
+            },
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )
