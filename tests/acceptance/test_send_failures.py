@@ -103,8 +103,6 @@ def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
 @pytest.mark.parametrize(
     "step",
     [
-        pytest.param({"action": "send", "template": "T", "if": "data.x > 1"}, id="if"),
-        pytest.param({"action": "send", "template": {"$ref": "data.t"}}, id="ref-accessor"),
         pytest.param({"action": "subscribe", "list_id": "l", "recipient_id": "u"}, id="subscribe"),
         pytest.param(
             {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
