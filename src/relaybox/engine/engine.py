@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from relaybox.clock import Clock
 from relaybox.domain.retry import RetryPolicy
@@ -83,7 +84,6 @@ class Engine:
         self._workers = []
         self._queue = asyncio.Queue()
         await self.store.release_leases(self.clock.now(), self.owner)
-        self._sandbox.close()
 
     # --- intake ------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class Engine:
         try:
             prepared = await self._sandbox.prepare(
                 spec,
-                run.context.scope(),
+                await self._scope(run),
                 self.clock.now(),
                 evaluate_condition=run.steps[index].condition is None,
             )
@@ -150,6 +150,20 @@ class Engine:
                 condition = {"expression": spec["if"], "error": exc.message}
             return StepPrepared(index, spec, condition=condition, error=exc.message)
         return StepPrepared(index, prepared.spec, condition=prepared.condition)
+
+    async def _scope(self, run: Run) -> dict[str, Any]:
+        """The run's scope with each message ref's status read now, not when it was sent.
+
+        Courier's step-ref conditions test e.g. ``welcome_email.status`` against OPENED or
+        CLICKED after a delay, so the status must be the message's current one.
+        """
+        refs = dict(run.context.refs)
+        for name, value in run.context.refs.items():
+            if isinstance(value, dict) and isinstance(value.get("message_id"), str):
+                message = await self.store.get_message(run.workspace_id, value["message_id"])
+                if message is not None:
+                    refs[name] = {**value, "status": message.status}
+        return replace(run.context, refs=refs).scope()
 
     async def _execute(
         self, decision: Decision, spec: dict[str, object] | None = None

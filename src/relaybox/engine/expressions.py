@@ -224,9 +224,14 @@ class _Session:
             raise ExpressionError(f"{what} {source!r}: stack overflow") from None
         except _quickjs.JSException as exc:
             raise ExpressionError(f"{what} {source!r}: {_js_message(exc)}") from None
-        if not isinstance(raw, str):
+        # The expression ran in the same context as the harness and could have tampered with
+        # JSON.stringify; anything but the harness's own shape is an expression failure.
+        try:
+            result = orjson.loads(raw) if isinstance(raw, str) else None
+        except orjson.JSONDecodeError:
+            result = None
+        if not isinstance(result, dict) or not {"value", "truthy", "text", "reads"} <= set(result):
             raise ExpressionError(f"{what} {source!r}: did not produce a value")
-        result: dict[str, Any] = orjson.loads(raw)
         return result
 
     def resolve(self, value: Any, key: str) -> Any:
