@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import courier
 import pytest
 from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
@@ -308,3 +309,41 @@ def test_interpolated_cancelation_token_cancels_the_matching_run(
     (step,) = step_dicts(ws, cancel.run_id)
     assert step["output"] == {"cancelation_token": f"onboarding-{user}"}
     ws.wait_run(waiting.run_id, "CANCELED")
+
+
+def test_automation_cancelation_token_is_interpolated_at_invoke(
+    ws: Workspace, plan_template: str
+) -> None:
+    """An automation's ${...} cancelation_token is evaluated against the invoke's context."""
+    client = ws.client()
+    user = unique("user")
+    waiting = client.automations.invoke.invoke_ad_hoc(
+        automation={
+            "cancelation_token": "${`flow-${data.userId}`}",
+            "steps": [
+                {"action": "delay", "duration": "1 hour"},
+                {"action": "send", "template": plan_template},
+            ],
+        },
+        data={"userId": user},
+    )
+    detail = ws.wait_run(waiting.run_id, "WAITING")
+    assert detail["automation"]["cancelation_token"] == f"flow-{user}"
+    cancel = client.automations.invoke.invoke_ad_hoc(
+        automation={"steps": [{"action": "cancel", "cancelation_token": f"flow-{user}"}]}
+    )
+    ws.wait_run(cancel.run_id, "PROCESSED")
+    ws.wait_run(waiting.run_id, "CANCELED")
+
+
+def test_broken_automation_cancelation_token_is_a_bad_request(ws: Workspace) -> None:
+    """A cancelation_token expression that fails is rejected with 400 invalid_request_error."""
+    with pytest.raises(courier.BadRequestError) as caught:
+        ws.client(max_retries=0).automations.invoke.invoke_ad_hoc(
+            automation={"cancelation_token": "${data.(}", "steps": []}
+        )
+    assert caught.value.status_code == 400
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "invalid_request_error"
+    assert body["message"].startswith("automation.cancelation_token:")

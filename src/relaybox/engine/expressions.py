@@ -171,6 +171,16 @@ class Sandbox:
             self._pool, self.prepare_sync, dict(spec), dict(scope), now, evaluate_condition
         )
 
+    async def resolve(self, value: Any, scope: Mapping[str, Any], now: float) -> Any:
+        """Resolve ``$ref``/``${...}`` in one value (e.g. an automation's cancelation_token).
+
+        Raises:
+            ExpressionError: an interpolation failed.
+        """
+        loop = asyncio.get_running_loop()
+        session = _Session(self, dict(scope), now)
+        return await loop.run_in_executor(self._pool, session.resolve, value, "")
+
     def prepare_sync(
         self,
         spec: dict[str, Any],

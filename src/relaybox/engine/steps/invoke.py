@@ -19,6 +19,7 @@ from relaybox import ids
 from relaybox.domain import automation
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
 from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.engine.steps.base import Checkpoint, StepResult
 from relaybox.errors import ValidationError
 from relaybox.storage.base import IdempotencyWrite, Store
@@ -28,8 +29,10 @@ _DEDUPE_SECONDS = 30 * 86_400.0
 
 
 class InvokeStep:
-    def __init__(self, *, store: Store) -> None:
+    def __init__(self, *, store: Store, sandbox: Sandbox | None = None) -> None:
         self._store = store
+        #: Evaluates the child automation's ``${...}`` cancelation_token in its context.
+        self._sandbox = sandbox
 
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
@@ -44,6 +47,13 @@ class InvokeStep:
             context = _child_context(spec.get("context"), run.context)
         except ValidationError as exc:
             return _failed(index, exc.message)
+        token = definition.cancelation_token
+        if token is not None and "${" in token and self._sandbox is not None:
+            try:
+                resolved = await self._sandbox.resolve(token, context.scope(), now)
+            except ExpressionError as exc:
+                return _failed(index, f"cancelation_token: {exc.message}")
+            token = None if resolved is None else str(resolved)
         child_id = ids.courier_id(now)
         child = Run(
             id=child_id,
@@ -56,7 +66,7 @@ class InvokeStep:
             updated_at=now,
             template_id=saved.id,
             source=f"invoke/{saved.id}",
-            cancelation_token=definition.cancelation_token,
+            cancelation_token=token,
             due_at=now,
         )
         body = orjson.dumps({"runId": child_id})
