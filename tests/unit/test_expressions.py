@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
+from relaybox.domain.refs import Expr, TemplateSyntaxError, lookup, split_template
 from relaybox.domain.run import RunContext
-from relaybox.engine.expressions import (
-    Expr,
-    ExpressionError,
-    Sandbox,
-    lookup,
-    split_template,
-)
+from relaybox.engine.expressions import ExpressionError, Sandbox
 
 NOW = 1_700_000_000.0
 CONTEXT = RunContext(
@@ -176,9 +171,11 @@ def test_false_condition_stops_before_resolving_fields(sandbox: Sandbox) -> None
 
 
 def test_interpolation_error_names_the_expression(sandbox: Sandbox) -> None:
-    """A failing ${...} raises with the expression in the message."""
+    """A failing or unclosed ${...} raises with the expression in the message."""
     with pytest.raises(ExpressionError, match=r"data\.nope\.x"):
         sandbox.prepare_sync({"action": "send", "template": "${data.nope.x}"}, {"data": {}}, NOW)
+    with pytest.raises(ExpressionError, match="missing closing brace"):
+        sandbox.prepare_sync({"action": "send", "template": "a ${data"}, {"data": {}}, NOW)
 
 
 def test_split_template_handles_nesting_and_strings() -> None:
@@ -187,7 +184,7 @@ def test_split_template_handles_nesting_and_strings() -> None:
     assert split_template("${`f-${d.id}`}") == [Expr("`f-${d.id}`")]
     assert split_template("${ {a: '}'}.a }") == [Expr(" {a: '}'}.a ")]
     assert split_template("no expressions") == ["no expressions"]
-    with pytest.raises(ExpressionError, match="missing closing brace"):
+    with pytest.raises(TemplateSyntaxError, match="missing closing brace"):
         split_template("${oops")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import _quickjs
 import orjson
 
 from relaybox.domain.refs import NOT_RESOLVED as _NOT_RESOLVED
+from relaybox.domain.refs import Expr, TemplateSyntaxError, lookup, split_template
 
 #: Keys whose string values are URLs: interpolated values in them are URL-encoded.
 _URL_KEYS = frozenset({"url"})
@@ -256,7 +256,10 @@ class _Session:
         return value
 
     def _interpolate(self, text: str, *, url: bool) -> Any:
-        parts = split_template(text)
+        try:
+            parts = split_template(text)
+        except TemplateSyntaxError as exc:
+            raise ExpressionError(str(exc)) from None
         if len(parts) == 1 and isinstance(parts[0], Expr) and not url:
             # A field that is exactly one expression takes the expression's value (a number
             # stays a number), like Courier's accessor objects.
@@ -291,111 +294,3 @@ def _js_message(exc: Exception) -> str:
     if "out of memory" in first:
         return "exceeded its memory limit"
     return first
-
-
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def lookup(scope: Mapping[str, Any], path: str) -> Any:
-    """Follow ``data.orders[0].total`` (or ``data.orders.0.total``) through the scope.
-
-    A missing segment yields None (JSON null), as a missing property would in JavaScript.
-    """
-    current: Any = scope
-    for segment in _INDEX.sub(r".\1", path).split("."):
-        if not segment:
-            continue
-        if isinstance(current, Mapping):
-            current = current.get(segment)
-        elif isinstance(current, list) and segment.isdigit() and int(segment) < len(current):
-            current = current[int(segment)]
-        else:
-            return None
-    return current
-
-
-@dataclass(frozen=True)
-class Expr:
-    source: str
-
-
-def split_template(text: str) -> list[str | Expr]:
-    """Split ``"a-${x}-b"`` into literal text and ``${...}`` expressions.
-
-    Nested braces, quoted strings and template literals inside an expression (Courier's
-    `` ${`flow-${data.id}`} ``) are skipped over, so the expression ends at its own brace.
-
-    Raises:
-        ExpressionError: a ``${`` is never closed.
-    """
-    parts: list[str | Expr] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(text):
-        if text.startswith("${", i):
-            end = _expression_end(text, i + 2)
-            if end is None:
-                raise ExpressionError(f"${{...}} in {text!r}: missing closing brace")
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(Expr(text[i + 2 : end]))
-            i = end + 1
-        else:
-            literal.append(text[i])
-            i += 1
-    if literal:
-        parts.append("".join(literal))
-    return parts
-
-
-def _expression_end(text: str, start: int) -> int | None:
-    depth = 0
-    i = start
-    while i < len(text):
-        char = text[i]
-        if char in "'\"":
-            i = _skip_quoted(text, i)
-            continue
-        if char == "`":
-            i = _skip_template(text, i)
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    return None
-
-
-def _skip_quoted(text: str, start: int) -> int:
-    quote = text[start]
-    i = start + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == quote:
-            return i + 1
-        i += 1
-    return len(text)
-
-
-def _skip_template(text: str, start: int) -> int:
-    i = start + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == "`":
-            return i + 1
-        if text.startswith("${", i):
-            end = _expression_end(text, i + 2)
-            if end is None:
-                return len(text)
-            i = end + 1
-            continue
-        i += 1
-    return len(text)
