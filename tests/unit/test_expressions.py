@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaybox.domain.refs import Expr, TemplateSyntaxError, lookup, split_template
 from relaybox.domain.run import RunContext
@@ -206,3 +208,22 @@ def test_run_context_refs_are_backward_compatible() -> None:
     assert ctx.to_json() == old
     with_refs = RunContext.from_json({**old, "refs": {"s": {"status": "SENT"}}})
     assert RunContext.from_json(with_refs.to_json()) == with_refs
+
+
+_LITERAL = st.text(alphabet=st.characters(blacklist_characters="$"), max_size=8)
+_IDENT = st.from_regex(r"[a-z][a-z0-9_.]{0,6}", fullmatch=True)
+
+
+@settings(database=None, max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_LITERAL, _IDENT), max_size=4), _LITERAL)
+def test_split_template_round_trips(pairs: list[tuple[str, str]], tail: str) -> None:
+    """Literal text and ${expr} pieces come back exactly as they were joined."""
+    text = "".join(f"{lit}${{{expr}}}" for lit, expr in pairs) + tail
+    expected: list[str | Expr] = []
+    for lit, expr in pairs:
+        if lit:
+            expected.append(lit)
+        expected.append(Expr(expr))
+    if tail:
+        expected.append(tail)
+    assert split_template(text) == expected
