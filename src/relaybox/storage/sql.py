@@ -297,7 +297,14 @@ class SqlStore:
                 saved = self._load_response(c, run.workspace_id, idempotency.key, run.created_at)
                 if saved is not None:
                     return CreatedRun(replay=saved)
-                self._store_response(c, run.workspace_id, idempotency)
+                if not self._store_response(c, run.workspace_id, idempotency, run.created_at):
+                    # Another writer (PostgreSQL runs several) saved this key meanwhile; its
+                    # row is committed now that our insert stopped waiting on it.
+                    saved = self._load_response(
+                        c, run.workspace_id, idempotency.key, run.created_at
+                    )
+                    if saved is not None:
+                        return CreatedRun(replay=saved)
             created = run
             recipient = run.context.recipient
             if merge_profile and recipient:
@@ -528,7 +535,7 @@ class SqlStore:
     async def save_response(self, workspace_id: str, write: IdempotencyWrite, now: float) -> None:
         def do(c: Connection) -> None:
             if self._load_response(c, workspace_id, write.key, now) is None:
-                self._store_response(c, workspace_id, write)
+                self._store_response(c, workspace_id, write, now)
 
         await self._writer.submit(do)
 
@@ -548,14 +555,19 @@ class SqlStore:
             status_code=row[0], body=bytes(row[1]), fingerprint=row[2], expires_at=row[3]
         )
 
-    def _store_response(self, c: Connection, workspace_id: str, write: IdempotencyWrite) -> None:
-        c.execute(
+    def _store_response(
+        self, c: Connection, workspace_id: str, write: IdempotencyWrite, now: float
+    ) -> bool:
+        """Save the response unless a live one exists; False when another request won."""
+        # Only an expired key may be overwritten: with concurrent writers, a blind upsert
+        # let two requests sharing a key both "win" and each create a run.
+        cursor = c.execute(
             self.q(
                 "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, status_code, "
                 "body, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
                 "status_code = excluded.status_code, body = excluded.body, "
-                "expires_at = excluded.expires_at"
+                "expires_at = excluded.expires_at WHERE idempotency_keys.expires_at <= ?"
             ),
             (
                 workspace_id,
@@ -564,5 +576,7 @@ class SqlStore:
                 write.status_code,
                 write.body,
                 write.expires_at,
+                now,
             ),
         )
+        return bool(cursor.rowcount == 1)
