@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -347,3 +348,36 @@ def test_broken_automation_cancelation_token_is_a_bad_request(ws: Workspace) -> 
     assert isinstance(body, dict)
     assert body["type"] == "invalid_request_error"
     assert body["message"].startswith("automation.cancelation_token:")
+
+
+def test_ref_accessor_and_interpolation_in_send_and_delay_fields(
+    ws: Workspace, smtp: SmtpServer, plan_template: str
+) -> None:
+    """A send's recipient from {"$ref"} and a delay's ${...} duration resolve when they run."""
+    client = ws.client()
+    friend, friend_email = unique("friend"), unique_email("friend")
+    seeded = client.automations.invoke.invoke_ad_hoc(
+        automation={"steps": []}, recipient=friend, profile={"email": friend_email}
+    )
+    ws.wait_run(seeded.run_id, "PROCESSED")
+    run = client.automations.invoke.invoke_ad_hoc(
+        automation={
+            "steps": [
+                {"action": "send", "template": plan_template, "recipient": {"$ref": "data.friend"}},
+                {"action": "delay", "duration": "${data.wait}"},
+            ]
+        },
+        recipient=unique("u"),
+        data={"friend": friend, "plan": "shared", "wait": "1 hour"},
+    )
+    detail = ws.wait_run(run.run_id, "WAITING")
+    send, delay = step_dicts(ws, run.run_id)
+    assert client.messages.retrieve(send["message_id"]).recipient == friend
+    (mail,) = smtp.recorder.wait_for(friend_email)
+    assert mail.subject == "Plan shared"
+    assert delay["status"] == "WAITING"
+    waited = datetime.fromisoformat(delay["wake_at"]) - datetime.fromisoformat(detail["created_at"])
+    assert 3590 < waited.total_seconds() < 3610
+    assert detail["automation"]["steps"][1]["duration"] == "${data.wait}"
+    with ws.http() as http:
+        assert http.post(f"/automations/runs/{run.run_id}/cancel").status_code == 200
