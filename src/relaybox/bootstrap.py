@@ -16,8 +16,11 @@ from fastapi import FastAPI
 from relaybox.api.app import create_app
 from relaybox.clock import Clock, SystemClock
 from relaybox.engine.engine import Engine
+from relaybox.engine.expressions import Sandbox
 from relaybox.engine.messaging import Messenger
 from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.fetch_data import FetchDataStep
+from relaybox.engine.steps.invoke import InvokeStep
 from relaybox.engine.steps.people import GetProfileStep, SubscribeStep, UpdateProfileStep
 from relaybox.engine.steps.send import SendStep
 from relaybox.errors import ValidationError
@@ -112,6 +115,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     messenger = Messenger(store=store, providers=pool, clock=clock)
     engine = None
     timers = None
+    sandbox = Sandbox()
     if run_engine:
         engine = Engine(
             store=store,
@@ -121,7 +125,10 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
                 "update-profile": UpdateProfileStep(store=store),
                 "get-profile": GetProfileStep(store=store),
                 "subscribe": SubscribeStep(store=store),
+                "fetch-data": FetchDataStep(http=http, guard=guard),
+                "invoke": InvokeStep(store=store, sandbox=sandbox),
             },
+            sandbox=sandbox,
             lease_seconds=settings.lease_seconds,
             concurrency=settings.concurrency,
         )
@@ -133,7 +140,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         clock=clock,
         keys=KeyService(store=store, clock=clock),
         idempotency=IdempotencyService(store=store, clock=clock),
-        automations=AutomationService(store=store, clock=clock, engine=engine),
+        automations=AutomationService(store=store, clock=clock, engine=engine, sandbox=sandbox),
         notifications=NotificationService(
             store=store,
             clock=clock,

@@ -66,46 +66,45 @@ def test_unknown_template_is_unmapped(email_only_ws: Workspace, smtp: SmtpServer
     assert smtp.recorder.to(email) == []
 
 
-def test_doc_only_steps_are_accepted_and_reported(ws: Workspace) -> None:
-    """get-profile runs; a send with message, if and ref is accepted; the run errors clearly."""
+def test_doc_only_steps_are_accepted_and_run(ws: Workspace) -> None:
+    """get-profile runs; a send with message, if and ref is stored verbatim and skipped."""
     client = ws.client()
+    user = unique("no-email")
     response = client.automations.invoke.invoke_ad_hoc(
         automation={
             "steps": [
-                {"action": "get-profile", "user_id": "u1"},
+                {"action": "get-profile", "user_id": user},
                 {
                     "action": "send",
-                    "message": {"to": {"user_id": "u1"}, "template": "T"},
+                    "message": {"to": {"user_id": user}, "template": "T"},
                     "if": "profile.email != null",
                     "ref": "s1",
                 },
             ]
         },
-        recipient="u1",
+        recipient=user,
     )
     assert response.run_id
-    detail = ws.wait_run(response.run_id, "ERROR")
-    assert "by this version" in detail["error"]
-    assert "Step 2 (send)" in detail["error"]
+    detail = ws.wait_run(response.run_id, "PROCESSED")
     assert detail["automation"]["steps"][1]["ref"] == "s1"
     assert detail["automation"]["steps"][1]["message"] == {
-        "to": {"user_id": "u1"},
+        "to": {"user_id": user},
         "template": "T",
     }
     steps = client.automations.runs.list_steps(response.run_id).steps or []
     assert [(s.action, s.status) for s in steps] == [
         ("get-profile", "PROCESSED"),
-        ("send", "ERROR"),
+        ("send", "SKIPPED"),
     ]
-    assert "by this version" in steps[1].to_dict().get("error", "")
+    condition = steps[1].to_dict()["condition"]
+    assert (condition["expression"], condition["result"]) == ("profile.email != null", False)
 
 
 @pytest.mark.parametrize(
     "step",
     [
-        pytest.param({"action": "send", "template": "T", "if": "data.x > 1"}, id="if"),
-        pytest.param({"action": "send", "template": {"$ref": "data.t"}}, id="ref-accessor"),
         pytest.param({"action": "throttle", "max_allowed": 1, "period": "PT1M"}, id="throttle"),
+        pytest.param({"action": "send-list", "list": "l"}, id="send-list"),
         pytest.param(
             {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
         ),

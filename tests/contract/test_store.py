@@ -423,6 +423,29 @@ async def test_create_run_does_not_replay_expired_key(store: Store) -> None:
     assert saved.body == b"second"
 
 
+async def test_concurrent_creates_with_one_key_create_one_run(store: Store) -> None:
+    """Creates racing on one key (PostgreSQL has several writers) make exactly one run."""
+    results = await asyncio.gather(
+        *(
+            store.create_run(
+                make_run(f"run_{i}"),
+                lease_owner=None,
+                merge_profile=False,
+                idempotency=idem("race", body=f'{{"runId":"run_{i}"}}'.encode()),
+            )
+            for i in range(8)
+        )
+    )
+    created = [r.run.id for r in results if r.run is not None]
+    assert len(created) == 1
+    assert all(r.replay is not None for r in results if r.run is None)
+    assert {r.replay.body for r in results if r.replay is not None} <= {
+        f'{{"runId":"{created[0]}"}}'.encode()
+    }
+    page = await store.list_runs(WS, RunFilter(), cursor=None, limit=10)
+    assert [r.id for r in page.runs] == created
+
+
 async def test_create_run_idempotency_is_per_workspace(store: Store) -> None:
     """The same idempotency key in another workspace does not replay."""
     await store.create_run(

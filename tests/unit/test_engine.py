@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -491,3 +491,65 @@ async def test_expired_lease_passes_the_run_to_another_worker_and_fences_the_fir
     first = await world.message_of(stored, 0)
     assert first.status == "SENT"
     assert "unconfirmed" in (first.error or "")
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions and refs (evaluated by the engine's sandbox before the state machine acts)
+# --------------------------------------------------------------------------------------------
+
+
+async def test_condition_uses_the_engine_clock_and_skips_the_step(world: World) -> None:
+    """Date.now() in an if is the engine's (frozen) clock; a false if skips without sending."""
+    spec = {**SEND, "if": f"Date.now() > {(NOW + 1) * 1000}", "ref": "maybe"}
+    run = await world.create("run_1", spec, {**SEND, "if": "maybe.status === 'SKIPPED'"})
+    result = await world.engine.process(run)
+
+    assert result.status is RunStatus.PROCESSED
+    assert [s.status for s in result.steps] == [StepStatus.SKIPPED, StepStatus.PROCESSED]
+    assert result.steps[0].condition == {
+        "expression": spec["if"],
+        "result": False,
+        "reads": [],
+    }
+    assert len(world.provider.calls) == 1
+    stored = await world.run("run_1")
+    assert stored.context.refs["maybe"] == {"status": "SKIPPED"}
+    assert stored.steps_def[0]["if"] == spec["if"]
+
+
+async def test_message_ref_status_is_read_live_when_a_later_step_is_prepared(
+    world: World,
+) -> None:
+    """refs.<name>.status reflects the message's current status (e.g. after a click)."""
+    run = await world.create(
+        "run_1",
+        {**SEND, "ref": "welcome"},
+        {"action": "delay", "duration": "1 hour"},
+        {**SEND, "if": "welcome.status !== 'CLICKED'"},
+    )
+    waiting = await world.engine.process(run)
+    assert waiting.status is RunStatus.WAITING
+    assert waiting.context.refs["welcome"]["status"] == "SENT"
+    message = await world.message_of(waiting)
+    await world.store.save_message(replace(message, status="CLICKED"))
+
+    world.clock.advance(3600)
+    (claimed,) = await world.claim("worker-1")
+    result = await world.engine.process(claimed)
+    assert result.status is RunStatus.PROCESSED
+    assert result.steps[2].status is StepStatus.SKIPPED
+    assert result.steps[2].condition is not None
+    assert result.steps[2].condition["reads"] == [{"path": "welcome.status", "value": "CLICKED"}]
+    assert len(world.provider.calls) == 1
+
+
+async def test_resolved_fields_reach_the_executor_but_not_the_stored_definition(
+    world: World,
+) -> None:
+    """A send's ${...} template is resolved for the send; the stored step keeps the expression."""
+    run = await world.create("run_1", {**SEND, "template": "${data.order > 40 ? 'welcome' : 'x'}"})
+    result = await world.engine.process(run)
+    assert result.status is RunStatus.PROCESSED
+    assert world.provider.calls[0].subject == "Hi Ada"
+    stored = await world.run("run_1")
+    assert stored.steps_def[0]["template"].startswith("${")

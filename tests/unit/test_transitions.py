@@ -17,6 +17,7 @@ from relaybox.domain.transitions import (
     Decision,
     Event,
     StepFailed,
+    StepPrepared,
     StepSucceeded,
     decide,
 )
@@ -348,22 +349,6 @@ def test_finished_runs_ignore_events(status: RunStatus, event: Event) -> None:
             {"action": "update-profile", "profile": {"a": 1}},
             'The "update-profile" step is accepted but not executed by this version of Relaybox',
         ),
-        (
-            {**SEND, "if": "data.vip"},
-            "Step conditions (if) are accepted but not evaluated by this version",
-        ),
-        (
-            {**SEND, "recipient": {"$ref": "data.user"}},
-            "$ref accessors are accepted but not resolved by this version",
-        ),
-        (
-            delay(duration={"$ref": "data.wait"}),
-            "$ref accessors are accepted but not resolved by this version",
-        ),
-        (
-            {**SEND, "template": "${data.template}"},
-            "${...} interpolation is accepted but not evaluated by this version",
-        ),
     ],
 )
 def test_unsupported_steps_fail_with_accepted_but_not_executed(
@@ -451,3 +436,136 @@ def test_runs_always_terminate_and_never_move_backwards(
         assert run.cursor == len(run.steps)
         assert all(s.status is StepStatus.PROCESSED for s in run.steps)
     assert decide(run, Advance(), now + 1) == Decision(run)
+
+
+# --------------------------------------------------------------------------------------------
+# conditions (if), references (ref, $ref, ${...}) and continue-on-error steps
+# --------------------------------------------------------------------------------------------
+
+IO = frozenset({"send", "fetch-data"})
+
+
+def passed(expression: str) -> dict[str, Any]:
+    return {"expression": expression, "result": True, "reads": []}
+
+
+def failed_condition(expression: str) -> dict[str, Any]:
+    return {"expression": expression, "result": False, "reads": [{"path": "data.vip"}]}
+
+
+def test_step_with_condition_asks_the_engine_to_prepare_it() -> None:
+    """A step with an if is not started until the engine reports the evaluated condition."""
+    run = make_run({**SEND, "if": "data.vip"})
+    decision = advance(run)
+    assert decision.prepare == 0
+    assert decision.execute is None
+    assert decision.run == run
+    assert not decision.yields
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {**SEND, "recipient": {"$ref": "data.user"}},
+        {**SEND, "template": "${data.template}"},
+        delay(duration="${data.wait}"),
+        {**CANCEL, "cancelation_token": "${`order-${data.id}`}"},
+    ],
+)
+def test_steps_with_references_are_prepared(spec: dict[str, Any]) -> None:
+    """$ref accessors and ${...} anywhere in a step need preparing first."""
+    assert advance(make_run(spec)).prepare == 0
+
+
+def test_false_condition_skips_the_step_and_the_run_continues() -> None:
+    """A false if marks the step SKIPPED with its condition; the next step runs."""
+    spec = {**SEND, "if": "data.vip", "ref": "vip_send"}
+    run = make_run(spec, SEND)
+    condition = failed_condition("data.vip")
+    skipped = decide(run, StepPrepared(0, spec, condition=condition), NOW + 1, io_actions=IO)
+    step = skipped.run.steps[0]
+    assert step.status is StepStatus.SKIPPED
+    assert step.condition == condition
+    assert skipped.run.cursor == 1
+    assert skipped.run.status is RunStatus.PROCESSING
+    assert skipped.run.context.refs == {"vip_send": {"status": "SKIPPED"}}
+    assert advance(skipped.run, NOW + 2).execute == 1
+
+
+def test_true_condition_records_it_and_executes_the_resolved_step() -> None:
+    """A true if is recorded on the step, which then starts and is not re-evaluated on retry."""
+    spec = {**SEND, "if": "data.vip"}
+    run = make_run(spec)
+    started = decide(run, StepPrepared(0, spec, condition=passed("data.vip")), NOW, io_actions=IO)
+    assert started.execute == 0
+    assert started.run.steps[0].condition == passed("data.vip")
+    assert started.run.steps[0].status is StepStatus.PROCESSING
+    retrying = decide(started.run, StepFailed(0, "busy", retryable=True), NOW).run
+    assert advance(retrying, NOW + 60).prepare is None
+
+
+def test_condition_error_fails_the_step_with_the_message() -> None:
+    """An expression that throws or times out puts the step (and run) in ERROR."""
+    spec = {**SEND, "if": "data.("}
+    error = "if 'data.(': SyntaxError: expecting field name"
+    condition = {"expression": "data.(", "error": error}
+    decision = decide(make_run(spec), StepPrepared(0, spec, condition=condition, error=error), NOW)
+    assert decision.run.steps[0].status is StepStatus.ERROR
+    assert decision.run.steps[0].error == error
+    assert decision.run.steps[0].condition == condition
+    assert decision.run.status is RunStatus.ERROR
+    assert decision.yields
+
+
+def test_resolved_cancel_token_is_used() -> None:
+    """A cancel step cancels by the token its ${...} resolved to, evaluated when it runs."""
+    spec = {**CANCEL, "cancelation_token": "${`order-${data.id}`}"}
+    resolved = {**spec, "cancelation_token": "order-7"}
+    decision = decide(make_run(spec), StepPrepared(0, resolved), NOW)
+    assert decision.cancel_token == "order-7"
+    assert decision.run.steps[0].output == {"cancelation_token": "order-7"}
+    assert decision.run.steps_def[0] == spec
+
+
+def test_resolved_delay_duration_is_used_and_waking_needs_no_preparation() -> None:
+    """A delay waits for its resolved duration; waking it up does not re-evaluate it."""
+    spec = delay(duration="${data.wait}")
+    waiting = decide(make_run(spec), StepPrepared(0, {**spec, "duration": "5s"}), NOW)
+    assert waiting.release_until == NOW + 5
+    woken = advance(waiting.run, NOW + 5)
+    assert woken.prepare is None
+    assert woken.run.steps[0].status is StepStatus.PROCESSED
+
+
+def test_ref_exposes_the_step_outcome_to_later_steps() -> None:
+    """A succeeded step with a ref stores its ref value (or status+output) in context.refs."""
+    spec = {"action": "fetch-data", "webhook": {"url": "https://x.test"}, "ref": "account"}
+    run = decide(make_run(spec, {**SEND, "ref": "mail"}), Advance(), NOW, io_actions=IO).run
+    event = StepSucceeded(0, output={"status_code": 200}, ref={"plan": "pro"})
+    first = decide(run, event, NOW, io_actions=IO).run
+    assert first.context.refs == {"account": {"plan": "pro"}}
+    running = decide(first, Advance(), NOW, io_actions=IO).run
+    second = decide(running, StepSucceeded(1, message_id="m1"), NOW, io_actions=IO).run
+    assert second.context.refs["mail"] == {"status": "PROCESSED", "message_id": "m1"}
+
+
+def test_continue_run_failure_records_the_error_and_moves_on() -> None:
+    """A fetch-data failure marks the step ERROR but the run continues with the next step."""
+    spec = {"action": "fetch-data", "webhook": {"url": "https://x.test"}, "ref": "f"}
+    run = decide(make_run(spec, SEND), Advance(), NOW, io_actions=IO).run
+    event = StepFailed(0, "refused", retryable=False, continue_run=True)
+    after = decide(run, event, NOW + 1, io_actions=IO)
+    assert after.run.steps[0].status is StepStatus.ERROR
+    assert after.run.steps[0].error == "refused"
+    assert after.run.status is RunStatus.PROCESSING
+    assert after.run.error is None
+    assert after.run.cursor == 1
+    assert after.run.context.refs == {"f": {"status": "ERROR", "error": "refused"}}
+    assert decide(after.run, Advance(), NOW + 2, io_actions=IO).execute == 1
+
+
+def test_step_condition_round_trips_through_json() -> None:
+    """StepState keeps its evaluated condition across serialisation."""
+    run = make_run({**SEND, "if": "true"})
+    step = replace(run.steps[0], condition=passed("true"))
+    assert type(step).from_json(step.to_json()) == step

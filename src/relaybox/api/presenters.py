@@ -52,6 +52,12 @@ def run_steps(run: Run) -> dict[str, Any]:
             item["wake_at"] = to_iso(step.wake_at)
         if step.attempts:
             item["attempts"] = step.attempts
+        # Relaybox extensions for the debugger: why a step ran or was skipped (its evaluated
+        # ``if`` with the values it read) and what it produced (fetch, invoke, delay).
+        if step.condition is not None:
+            item["condition"] = step.condition
+        if step.output is not None:
+            item["output"] = step.output
         steps.append(item)
     return {"steps": steps}
 

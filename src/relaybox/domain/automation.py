@@ -14,6 +14,9 @@ from typing import Any
 from relaybox.domain import delays
 from relaybox.errors import ValidationError
 
+#: The storage kind of saved automations (Resource.kind).
+RESOURCE_KIND = "automation"
+
 #: Every action Courier documents for automation steps (SDK union plus doc-only steps).
 KNOWN_ACTIONS = frozenset(
     {

@@ -47,15 +47,31 @@ class RunContext:
     profile: dict[str, Any] = field(default_factory=dict)
     brand: str | None = None
     template: str | None = None
+    #: Outcomes of earlier steps that carry a ``ref`` name, readable as ``refs.<name>``.
+    refs: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw: dict[str, Any] = {
             "brand": self.brand,
             "data": self.data,
             "profile": self.profile,
             "recipient": self.recipient,
             "template": self.template,
         }
+        # Omitted when empty so runs without refs serialise exactly as before.
+        if self.refs:
+            raw["refs"] = self.refs
+        return raw
+
+    def scope(self) -> dict[str, Any]:
+        """What step expressions see: the context's fields, ``refs`` and each ref by name.
+
+        Courier's designer writes ``refs.data.userId`` as well as ``data.userId``, and names
+        step references directly (``welcome_email.status``), so all three resolve. Context
+        fields win over a step ref of the same name.
+        """
+        base = {k: v for k, v in self.to_json().items() if k != "refs"}
+        return {**self.refs, **base, "refs": {**self.refs, **base}}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> RunContext:
@@ -65,6 +81,7 @@ class RunContext:
             profile=dict(raw.get("profile") or {}),
             brand=raw.get("brand"),
             template=raw.get("template"),
+            refs=dict(raw.get("refs") or {}),
         )
 
 
@@ -80,6 +97,8 @@ class StepState:
     message_id: str | None = None
     error: str | None = None
     output: dict[str, Any] | None = None
+    #: The evaluated ``if``: expression, result and the context values it read.
+    condition: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"i": self.index, "a": self.action, "s": self.status.value}
@@ -91,6 +110,7 @@ class StepState:
             ("m", self.message_id),
             ("e", self.error),
             ("o", self.output),
+            ("c", self.condition),
         ):
             if value is not None:
                 raw[key] = value
@@ -109,6 +129,7 @@ class StepState:
             message_id=raw.get("m"),
             error=raw.get("e"),
             output=raw.get("o"),
+            condition=raw.get("c"),
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from relaybox.domain import delays
+from relaybox.domain import delays, refs
 from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run, RunStatus, StepState, StepStatus
 from relaybox.errors import ValidationError
@@ -27,10 +27,29 @@ class Advance:
 
 
 @dataclass(frozen=True)
+class StepPrepared:
+    """The engine evaluated the step's ``if`` and resolved its ``$ref``/``${...}`` fields.
+
+    ``spec`` is the step definition to act on (resolved); it is not stored in the run, so a
+    retried step is resolved again from the then-current context.
+    """
+
+    index: int
+    spec: dict[str, Any]
+    #: {"expression", "result", "reads"} when the ``if`` was evaluated in this preparation.
+    condition: dict[str, Any] | None = None
+    #: Why the condition or a field could not be evaluated (syntax error, throw, caps).
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class StepSucceeded:
     index: int
     message_id: str | None = None
     output: dict[str, Any] | None = None
+    #: What a later step reads as ``refs.<name>`` when this step has a ``ref``; None means
+    #: the default ``{"status": "PROCESSED", **output}``.
+    ref: Any = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,9 @@ class StepFailed:
     retryable: bool
     retry_after: float | None = None
     message_id: str | None = None
+    #: The failure is recorded on the step but the run goes on (fetch-data, per Courier:
+    #: "the automation will continue processing subsequent steps").
+    continue_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,7 @@ class CancelRequested:
     """Cancel this run (console, API); cancel steps cancel other runs by token in storage."""
 
 
-Event = Advance | StepSucceeded | StepFailed | CancelRequested
+Event = Advance | StepPrepared | StepSucceeded | StepFailed | CancelRequested
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,9 @@ class Decision:
     cancel_token: str | None = None
     #: Stop working on the run until this time (a delay's wake time or a retry).
     release_until: float | None = None
+    #: Index of a step whose ``if``/references the engine must evaluate, then report back
+    #: with ``StepPrepared`` (the JavaScript sandbox is I/O-free but not pure Python).
+    prepare: int | None = None
 
     @property
     def yields(self) -> bool:
@@ -87,6 +112,8 @@ def decide(
         return _succeeded(run, event, now)
     if isinstance(event, StepFailed):
         return _failed(run, event, now, policy)
+    if isinstance(event, StepPrepared):
+        return _prepared(run, event, now, io_actions)
     return _advance(run, now, io_actions)
 
 
@@ -99,11 +126,53 @@ def _advance(run: Run, now: float, io_actions: frozenset[str]) -> Decision:
         _check_supported(spec, io_actions)
     except _Unsupported as exc:
         return _fail_step(run, step, str(exc), now)
+    waking = step.action == "delay" and step.status is StepStatus.WAITING
+    if not waking and refs.needs_preparation(spec, step.condition is not None):
+        return Decision(run, prepare=step.index)
+    return _start(run, step, spec, now)
+
+
+def _prepared(run: Run, event: StepPrepared, now: float, io_actions: frozenset[str]) -> Decision:
+    step = _current(run, event.index)
+    if event.condition is not None:
+        step = replace(step, condition=event.condition)
+    if event.error is not None:
+        return _fail_step(run, step, event.error, now)
+    if event.condition is not None and not event.condition.get("result"):
+        return Decision(_skip_step(run, step, now))
+    try:
+        _check_supported(event.spec, io_actions)
+    except _Unsupported as exc:
+        return _fail_step(run, step, str(exc), now)
+    return _start(run.with_step(step), step, event.spec, now)
+
+
+def _skip_step(run: Run, step: StepState, now: float) -> Run:
+    """A false ``if``: the step is SKIPPED and the run moves on to the next one."""
+    skipped = replace(step, status=StepStatus.SKIPPED, started_at=now, updated_at=now)
+    spec = run.steps_def[step.index]
+    context = replace(
+        run.context, refs=refs.with_ref(run.context.refs, spec, {"status": "SKIPPED"})
+    )
+    return replace(
+        run.with_step(skipped),
+        context=context,
+        cursor=step.index + 1,
+        status=RunStatus.PROCESSING,
+        updated_at=now,
+    )
+
+
+def _start(run: Run, step: StepState, spec: dict[str, Any], now: float) -> Decision:
+    """Act on a step whose condition passed and whose fields are resolved."""
     if step.action == "delay":
         return _delay(run, step, spec, now)
     if step.action == "cancel":
-        done = _finish_step(run, step, now, output={"cancelation_token": spec["cancelation_token"]})
-        return Decision(done, cancel_token=str(spec["cancelation_token"]))
+        token = spec.get("cancelation_token")
+        if token is None or token == "":
+            return _fail_step(run, step, "cancelation_token resolved to an empty value", now)
+        done = _finish_step(run, step, now, output={"cancelation_token": str(token)})
+        return Decision(done, cancel_token=str(token))
     started = replace(
         step,
         status=StepStatus.PROCESSING,
@@ -121,13 +190,6 @@ def _check_supported(spec: dict[str, Any], io_actions: frozenset[str]) -> None:
         raise _Unsupported(
             f'The "{action}" step is accepted but not executed by this version of Relaybox'
         )
-    if spec.get("if") is not None:
-        raise _Unsupported("Step conditions (if) are accepted but not evaluated by this version")
-    for value in spec.values():
-        if isinstance(value, dict) and "$ref" in value:
-            raise _Unsupported("$ref accessors are accepted but not resolved by this version")
-        if isinstance(value, str) and "${" in value:
-            raise _Unsupported("${...} interpolation is accepted but not evaluated by this version")
 
 
 def _delay(run: Run, step: StepState, spec: dict[str, Any], now: float) -> Decision:
@@ -163,18 +225,29 @@ def _finish_step(
     *,
     message_id: str | None = None,
     output: dict[str, Any] | None = None,
+    ref: Any = None,
+    status: StepStatus = StepStatus.PROCESSED,
+    error: str | None = None,
 ) -> Run:
+    kept = output if output is not None else step.output
+    if ref is None:
+        ref = {**(kept or {}), "status": status.value}
+        if message_id or step.message_id:
+            ref["message_id"] = message_id or step.message_id
+    spec = run.steps_def[step.index]
+    context = replace(run.context, refs=refs.with_ref(run.context.refs, spec, ref))
     done = replace(
         step,
-        status=StepStatus.PROCESSED,
+        status=status,
         started_at=step.started_at or now,
         updated_at=now,
         message_id=message_id or step.message_id,
-        output=output if output is not None else step.output,
-        error=None,
+        output=kept,
+        error=error,
     )
     return replace(
         run.with_step(done),
+        context=context,
         cursor=step.index + 1,
         status=RunStatus.PROCESSING,
         updated_at=now,
@@ -201,7 +274,11 @@ def _fail_step(run: Run, step: StepState, error: str, now: float) -> Decision:
 
 def _succeeded(run: Run, event: StepSucceeded, now: float) -> Decision:
     step = _current(run, event.index)
-    return Decision(_finish_step(run, step, now, message_id=event.message_id, output=event.output))
+    return Decision(
+        _finish_step(
+            run, step, now, message_id=event.message_id, output=event.output, ref=event.ref
+        )
+    )
 
 
 def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Decision:
@@ -209,6 +286,12 @@ def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Dec
     step = replace(current, message_id=event.message_id or current.message_id)
     if not event.retryable or policy.exhausted(step.attempts):
         suffix = "" if not event.retryable else f" (gave up after {step.attempts} attempts)"
+        if event.continue_run:
+            error = event.error + suffix
+            ref = {"status": StepStatus.ERROR.value, "error": error}
+            return Decision(
+                _finish_step(run, step, now, ref=ref, status=StepStatus.ERROR, error=error)
+            )
         return _fail_step(run, step, event.error + suffix, now)
     pending = replace(step, status=StepStatus.PROCESSING, updated_at=now, error=event.error)
     retry_at = now + policy.backoff(step.attempts, event.retry_after)

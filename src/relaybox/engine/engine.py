@@ -11,12 +11,21 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from relaybox.clock import Clock
 from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run, StepStatus
-from relaybox.domain.transitions import Advance, Decision, StepFailed, decide
-from relaybox.engine.steps.base import StepExecutor
+from relaybox.domain.transitions import (
+    Advance,
+    Decision,
+    StepFailed,
+    StepPrepared,
+    StepSucceeded,
+    decide,
+)
+from relaybox.engine.expressions import ExpressionError, Sandbox
+from relaybox.engine.steps.base import StepExecutor, StepResult
 from relaybox.errors import StaleLease
 from relaybox.storage.base import Message, MessageEvent, Store
 
@@ -34,6 +43,7 @@ class Engine:
         lease_seconds: float = 60.0,
         concurrency: int = 64,
         owner: str | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -49,6 +59,7 @@ class Engine:
         self._stopping = False
         self._wake_listeners: list[asyncio.Event] = []
         self._next_wake: list[float] = []
+        self._sandbox = sandbox or Sandbox()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -115,30 +126,78 @@ class Engine:
         while True:
             now = self.clock.now()
             decision = decide(run, Advance(), now, self._policy, self._io_actions)
+            spec = None
+            if decision.prepare is not None:
+                prepared = await self._prepare(decision.run, decision.prepare)
+                spec = prepared.spec
+                decision = decide(decision.run, prepared, now, self._policy, self._io_actions)
             messages: Sequence[Message] = ()
             events: Sequence[MessageEvent] = ()
             if decision.execute is not None:
-                decision, messages, events = await self._execute(decision)
+                decision, messages, events = await self._execute(decision, spec)
             run = await self._commit(decision, messages, events)
             if decision.yields or self._stopping:
                 return run
 
+    async def _prepare(self, run: Run, index: int) -> StepPrepared:
+        """Evaluate the step's ``if`` and resolve its ``$ref``/``${...}`` fields (sandboxed)."""
+        spec = run.steps_def[index]
+        try:
+            prepared = await self._sandbox.prepare(
+                spec,
+                await self._scope(run),
+                self.clock.now(),
+                evaluate_condition=run.steps[index].condition is None,
+            )
+        except ExpressionError as exc:
+            condition = None
+            if isinstance(spec.get("if"), str) and run.steps[index].condition is None:
+                condition = {"expression": spec["if"], "error": exc.message}
+            return StepPrepared(index, spec, condition=condition, error=exc.message)
+        return StepPrepared(index, prepared.spec, condition=prepared.condition)
+
+    async def _scope(self, run: Run) -> dict[str, Any]:
+        """The run's scope with each message ref's status read now, not when it was sent.
+
+        Courier's step-ref conditions test e.g. ``welcome_email.status`` against OPENED or
+        CLICKED after a delay, so the status must be the message's current one.
+        """
+        refs = dict(run.context.refs)
+        for name, value in run.context.refs.items():
+            if isinstance(value, dict) and isinstance(value.get("message_id"), str):
+                message = await self.store.get_message(run.workspace_id, value["message_id"])
+                if message is not None:
+                    refs[name] = {**value, "status": message.status}
+        return replace(run.context, refs=refs).scope()
+
     async def _execute(
-        self, decision: Decision
+        self, decision: Decision, spec: dict[str, object] | None = None
     ) -> tuple[Decision, Sequence[Message], Sequence[MessageEvent]]:
         run = decision.run
         index = decision.execute
         assert index is not None
+        original = run.steps_def
         holder = [run]
 
         async def checkpoint(
             state: Run, messages: Sequence[Message], events: Sequence[MessageEvent]
         ) -> None:
+            state = replace(state, steps_def=original)
             holder[0] = await self._commit(Decision(state), messages, events)
 
+        # The executor sees the resolved definition; the stored one keeps the expressions.
+        view = run
+        if spec is not None:
+            resolved = list(original)
+            resolved[index] = dict(spec)
+            view = replace(run, steps_def=tuple(resolved))
         executor = self._executors[run.steps[index].action]
-        result = await executor.execute(run, index, self.clock.now(), checkpoint)
-        current = holder[0]
+        result = await executor.execute(view, index, self.clock.now(), checkpoint)
+        result = _with_message_ref(result)
+        if result.wake:
+            for listener in self._wake_listeners:
+                listener.set()
+        current = replace(holder[0], steps_def=original)
         if result.context is not None:
             current = replace(current, context=result.context)
         after = decide(current, result.event, self.clock.now(), self._policy, self._io_actions)
@@ -199,6 +258,16 @@ class Engine:
             if in_flight and current is not None and current.attempts == message.attempts:
                 mine = [e for e in events if e.message_id == message.id]
                 await self.store.save_message(message, mine)
+
+
+def _with_message_ref(result: StepResult) -> StepResult:
+    """A messaging step's ref is its message: ``refs.<name>.status`` / ``.message_id``."""
+    event = result.event
+    if not isinstance(event, StepSucceeded) or event.ref is not None or not event.message_id:
+        return result
+    status = next((m.status for m in result.messages if m.id == event.message_id), None)
+    ref = {"status": status, "message_id": event.message_id}
+    return replace(result, event=replace(event, ref=ref))
 
 
 def _undeliverable(

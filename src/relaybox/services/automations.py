@@ -14,6 +14,7 @@ from relaybox.clock import Clock
 from relaybox.domain import automation
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
 from relaybox.engine.engine import Engine
+from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.errors import NotFound, ValidationError
 from relaybox.services.idempotency import Idempotency, check_same_request
 from relaybox.storage.base import Resource, RunFilter, RunPage, Store, StoredResponse
@@ -38,9 +39,18 @@ class Invocation:
 
 
 class AutomationService:
-    def __init__(self, *, store: Store, clock: Clock, engine: Engine | None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        engine: Engine | None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        #: Evaluates a ``${...}`` cancelation_token against the invoke's context.
+        self._sandbox = sandbox
         #: The in-process engine, if this process runs one: new runs go to it directly.
         self._engine = engine
 
@@ -76,6 +86,7 @@ class AutomationService:
         now = self._clock.now()
         run_id = ids.courier_id(now)
         local = self._engine is not None
+        token = await self._token(definition.cancelation_token, context, now)
         run = Run(
             id=run_id,
             workspace_id=workspace_id,
@@ -87,7 +98,7 @@ class AutomationService:
             updated_at=now,
             template_id=template_id,
             source=f"invoke/{template_id or 'ad-hoc'}",
-            cancelation_token=definition.cancelation_token,
+            cancelation_token=token,
             due_at=now + self._engine.lease_seconds if self._engine else now,
             lease_token=1 if local else 0,
         )
@@ -108,6 +119,20 @@ class AutomationService:
         if self._engine is not None:
             self._engine.submit(created.run)
         return Invocation(run_id=run_id)
+
+    async def _token(self, token: str | None, context: RunContext, now: float) -> str | None:
+        """Courier's designer builds tokens like `` ${`onboarding-${data.userId}`} ``.
+
+        Evaluated once, at invoke time, against the invoke's context: a run is cancelable by
+        the token it holds, so the token must be concrete before the run exists.
+        """
+        if token is None or "${" not in token or self._sandbox is None:
+            return token
+        try:
+            value = await self._sandbox.resolve(token, context.scope(), now)
+        except ExpressionError as exc:
+            raise ValidationError(f"automation.cancelation_token: {exc.message}") from None
+        return None if value is None else str(value)
 
     # --- saved automations ------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ class StepResult:
     events: list[MessageEvent] = field(default_factory=list)
     #: The run context after the step, when the step changed it (e.g. fetched data).
     context: RunContext | None = None
+    #: The step created runs that are due now (invoke): wake the timer loop to claim them.
+    wake: bool = False
 
 
 class StepExecutor(Protocol):
