@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from relaybox.errors import ValidationError
 
 
 class RunStatus(StrEnum):
@@ -83,6 +86,27 @@ class RunContext:
             template=raw.get("template"),
             refs=dict(raw.get("refs") or {}),
         )
+
+
+def parse_context(raw: Mapping[str, Any], *, where: str = "") -> RunContext:
+    """A run context from an invoke body (or an invoke step's ``context``), type-checked.
+
+    Raises:
+        ValidationError: a field has the wrong type; the message names it (``where`` prefix).
+    """
+    for name in ("recipient", "brand", "template"):
+        if raw.get(name) is not None and not isinstance(raw[name], str):
+            raise ValidationError(f"{where}{name}: Expected string")
+    for name in ("data", "profile"):
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise ValidationError(f"{where}{name}: Expected object")
+    return RunContext(
+        recipient=raw.get("recipient"),
+        data=dict(raw.get("data") or {}),
+        profile=dict(raw.get("profile") or {}),
+        brand=raw.get("brand"),
+        template=raw.get("template"),
+    )
 
 
 @dataclass(frozen=True)

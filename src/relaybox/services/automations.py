@@ -12,7 +12,7 @@ import orjson
 from relaybox import ids
 from relaybox.clock import Clock
 from relaybox.domain import automation
-from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.run import Run, RunContext, RunStatus, new_steps, parse_context
 from relaybox.engine.engine import Engine
 from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.errors import NotFound, ValidationError
@@ -60,7 +60,7 @@ class AutomationService:
         self, workspace_id: str, body: dict[str, Any], idem: Idempotency | None = None
     ) -> Invocation:
         definition = automation.parse_automation(body.get("automation"))
-        return await self._start(workspace_id, definition, _context(body), None, idem)
+        return await self._start(workspace_id, definition, parse_context(body), None, idem)
 
     async def invoke_saved(
         self,
@@ -73,7 +73,7 @@ class AutomationService:
         if saved is None or saved.published is None:
             raise NotFound(f"Automation template {template_id} not found")
         definition = automation.parse_automation(saved.published, where="automation")
-        return await self._start(workspace_id, definition, _context(body), saved.id, idem)
+        return await self._start(workspace_id, definition, parse_context(body), saved.id, idem)
 
     async def _start(
         self,
@@ -257,22 +257,6 @@ class AutomationService:
         if found is None:
             raise NotFound(f"Automation run {run_id} not found")
         return found
-
-
-def _context(body: dict[str, Any]) -> RunContext:
-    for name in ("recipient", "brand", "template"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise ValidationError(f"{name}: Expected string")
-    for name in ("data", "profile"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            raise ValidationError(f"{name}: Expected object")
-    return RunContext(
-        recipient=body.get("recipient"),
-        data=dict(body.get("data") or {}),
-        profile=dict(body.get("profile") or {}),
-        brand=body.get("brand"),
-        template=body.get("template"),
-    )
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

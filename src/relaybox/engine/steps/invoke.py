@@ -17,7 +17,7 @@ import orjson
 
 from relaybox import ids
 from relaybox.domain import automation
-from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.run import Run, RunContext, RunStatus, new_steps, parse_context
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.engine.steps.base import Checkpoint, StepResult
@@ -101,16 +101,4 @@ def _child_context(raw: Any, parent: RunContext) -> RunContext:
         )
     if not isinstance(raw, dict):
         raise ValidationError("context: Expected object")
-    for name in ("recipient", "brand", "template"):
-        if raw.get(name) is not None and not isinstance(raw[name], str):
-            raise ValidationError(f"context.{name}: Expected string")
-    for name in ("data", "profile"):
-        if raw.get(name) is not None and not isinstance(raw[name], dict):
-            raise ValidationError(f"context.{name}: Expected object")
-    return RunContext(
-        recipient=raw.get("recipient"),
-        data=dict(raw.get("data") or {}),
-        profile=dict(raw.get("profile") or {}),
-        brand=raw.get("brand"),
-        template=raw.get("template"),
-    )
+    return parse_context(raw, where="context.")
