@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from console_harness import shot, sign_in
+from playwright.sync_api import expect
 from relaybox_harness import RelayboxServer, SmtpServer, Workspace, unique, unique_email
 
 FINAL_WAIT_MS = 20_000
@@ -34,8 +35,23 @@ def test_sign_in_rejects_a_bad_key_and_accepts_a_good_one(page: Any, server: Rel
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/console/login$"))
     shot(page, "00-sign-in")
-    page.goto(f"{server.url}/console/runs")
+    page.goto(f"{server.url}/console")
     assert page.url.endswith("/console/login"), "signed out: pages redirect to sign-in"
+
+
+def test_a_session_sees_only_its_own_workspace(page: Any, server: RelayboxServer, ws: Workspace):
+    """Signed in with another workspace's key, a run of the default workspace is not found."""
+    automation_id = unique("console-private")
+    ws.save_automation(automation_id, [{"action": "delay", "duration": "0s"}])
+    run_id = invoke(ws, automation_id)
+    sign_in(page, server, server.create_key(unique("other")))
+    page.wait_for_url(re.compile(r".*/console/runs$"))
+    response = page.goto(f"{server.url}/console/runs/{run_id}")
+    assert response is not None
+    assert response.status == 404
+    assert "not found" in page.get_by_role("alert").inner_text()
+    page.goto(f"{server.url}/console/automations")
+    assert automation_id not in page.locator("main").inner_text()
 
 
 def test_designer_build_publish_test_and_watch_the_run(
@@ -60,7 +76,8 @@ def test_designer_build_publish_test_and_watch_the_run(
     page.get_by_role("button", name="Save draft").click()
     assert page.get_by_role("status").inner_text() == "Draft saved"
     page.get_by_role("button", name="Publish draft").click()
-    assert page.get_by_role("status").inner_text() == "Published version 1"
+    # expect() waits: the previous page's notice is still there until the redirect lands.
+    expect(page.get_by_role("status")).to_have_text("Published version 1")
     payload = {"recipient": unique("user"), "profile": {"email": email}, "data": {}}
     page.get_by_label("Sample payload").fill(json.dumps(payload))
     shot(page, "03-designer-automation")
@@ -129,8 +146,9 @@ def test_bad_designer_input_shows_a_clear_message_and_saves_nothing(
     assert page.get_by_label("Steps (JSON array)").input_value() == '[{"action": "delay",'
     page.get_by_label("Steps (JSON array)").fill('[{"action": "delay", "duration": "soon"}]')
     page.get_by_role("button", name="Save draft").click()
-    message = page.get_by_role("alert").inner_text()
-    assert message.startswith('Not saved: body.steps[0]: Invalid delay duration "soon"'), message
+    expect(page.get_by_role("alert")).to_contain_text(
+        'Not saved: body.steps[0]: Invalid delay duration "soon"'
+    )
     shot(page, "08-designer-error")
     with ws.http() as http:
         assert http.get(f"/automations/{automation_id}").status_code == 404
@@ -175,10 +193,12 @@ def test_runs_list_filters_search_and_messages_log(
     page.get_by_label("Automation id").fill(automation_id)
     page.get_by_label("Status").select_option("PROCESSED")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r".*status=PROCESSED.*"))
     assert page.locator("#runs tbody tr").count() == 1
     assert run_id in page.locator("#runs tbody").inner_text()
     page.get_by_label("Status").select_option("WAITING")
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r".*status=WAITING.*"))
     assert page.locator("#runs tbody tr").count() == 0
     page.goto(f"{server.url}/console/runs?run_id={run_id}")
     assert page.locator("#runs tbody tr").count() == 1

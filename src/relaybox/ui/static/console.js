@@ -10,7 +10,11 @@
       // Do not swap the content under a user who is using a control inside it.
       if (el.contains(document.activeElement) && document.activeElement !== document.body) return;
       fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
-        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (r) {
+          // Redirected (the session ended): show that page instead of pasting it in here.
+          if (r.redirected) { window.location.href = r.url; return Promise.reject(0); }
+          return r.ok ? r.text() : Promise.reject(r.status);
+        })
         .then(function (html) {
           el.innerHTML = html;
           if (el.querySelector("[data-final]")) {
