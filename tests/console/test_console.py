@@ -153,6 +153,16 @@ def test_bad_designer_input_shows_a_clear_message_and_saves_nothing(
     with ws.http() as http:
         assert http.get(f"/automations/{automation_id}").status_code == 404
 
+    published = unique("console-badpayload")
+    ws.save_automation(published, [{"action": "delay", "duration": "0s"}])
+    page.goto(f"{server.url}/console/automations/{published}")
+    page.get_by_label("Sample payload").fill("{not json")
+    page.get_by_role("button", name="Test published version").click()
+    expect(page.get_by_role("alert")).to_contain_text("Payload is not valid JSON")
+    page.get_by_label("Sample payload").fill('{"data": "not an object"}')
+    page.get_by_role("button", name="Test published version").click()
+    expect(page.get_by_role("alert")).to_have_text("data: Expected object")
+
 
 def test_cancel_a_waiting_run(console: Any, server: RelayboxServer, ws: Workspace):
     """Cancel on a run sleeping in a delay ends it CANCELED, and the API agrees."""
@@ -208,6 +218,12 @@ def test_runs_list_filters_search_and_messages_log(
 
     page.goto(f"{server.url}/console/messages")
     shot(page, "09-messages-log")
+    template = unique("console-tpl")
+    ws.add_template(template, "Listed subject", "Listed body")
+    page.get_by_role("link", name="Templates").click()
+    page.locator("tr", has_text=template).get_by_role("link").click()
+    expect(page.locator("main")).to_contain_text("Listed subject")
+    shot(page, "12-template")
     page.goto(f"{server.url}/console/automations")
     assert automation_id in page.locator("table").inner_text()
     shot(page, "10-automations-list")

@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from relaybox.errors import RelayboxError
 from relaybox.services.container import Services
-from relaybox.ui import debugger, designer, messages, web
+from relaybox.ui import debugger, designer, messages, templates_pages, web
 from relaybox.ui.session import COOKIE, Session, Signer
 
 STATIC = Path(__file__).parent / "static"
@@ -72,6 +72,6 @@ def create_console(services: Services, *, secret: str | None = None) -> FastAPI:
         response.delete_cookie(COOKIE, path=web.root(request) or "/")
         return response
 
-    for module in (debugger, designer, messages):
+    for module in (debugger, designer, messages, templates_pages):
         app.include_router(module.router)
     return app
