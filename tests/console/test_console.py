@@ -155,6 +155,15 @@ def test_bad_designer_input_shows_a_clear_message_and_saves_nothing(
 
     published = unique("console-badpayload")
     ws.save_automation(published, [{"action": "delay", "duration": "0s"}])
+    page.goto(f"{server.url}/console/automations/new")
+    page.get_by_label("Id").fill(published)
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        f"Not saved: An automation with id {published} already exists."
+    )
+    with ws.http() as http:
+        kept = http.get(f"/automations/{published}", params={"version": "draft"}).json()
+    assert kept["steps"] == [{"action": "delay", "duration": "0s"}]
     page.goto(f"{server.url}/console/automations/{published}")
     page.get_by_label("Sample payload").fill("{not json")
     page.get_by_role("button", name="Test published version").click()

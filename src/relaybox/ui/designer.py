@@ -69,7 +69,11 @@ async def save(request: Request) -> Response:
     steps_text = fields.get("steps", "")
     service = web.services(request).automations
     existing = await _find(request, workspace, automation_id)
+    creating = fields.get("new") == "1"
     try:
+        if creating and existing is not None:
+            # The new-automation form must not silently overwrite a saved one.
+            raise RelayboxError(f"An automation with id {automation_id} already exists.")
         steps = _parse(steps_text, "Steps")
         body = {"name": name or None, "steps": steps}
         if existing is not None and existing.draft:
@@ -80,7 +84,7 @@ async def save(request: Request) -> Response:
     except RelayboxError as exc:
         return _editor(
             request,
-            existing,
+            None if creating else existing,
             status=400,
             automation_id=automation_id,
             name=name,
