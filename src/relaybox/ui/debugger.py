@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from relaybox.domain.run import Run, RunStatus, StepState
+from relaybox.domain.run import Run, RunStatus, StepState, StepStatus
 from relaybox.errors import NotFound
 from relaybox.ui import web
 
@@ -67,8 +67,7 @@ async def run_detail(request: Request, run_id: str) -> Response:
         request,
         template,
         run=run,
-        steps=[_step(run, s) for s in run.visible_steps()],
-        now=web.services(request).clock.now(),
+        steps=[_step(run, s, web.services(request).clock.now()) for s in run.visible_steps()],
     )
 
 
@@ -80,11 +79,14 @@ async def cancel(request: Request, run_id: str) -> Response:
     return web.redirect(request, f"/runs/{run_id}")
 
 
-def _step(run: Run, step: StepState) -> dict[str, Any]:
+def _step(run: Run, step: StepState, now: float) -> dict[str, Any]:
     """What the timeline shows for one step: its state plus the definition it ran."""
     duration = None
-    if step.started_at is not None and step.updated_at is not None:
-        duration = max(0.0, step.updated_at - step.started_at)
+    # A step still waiting or running has lasted until now, not until its last update.
+    active = step.status in {StepStatus.WAITING, StepStatus.PROCESSING} and not run.finished
+    end = now if active else step.updated_at
+    if step.started_at is not None and end is not None:
+        duration = max(0.0, end - step.started_at)
     spec = run.steps_def[step.index] if step.index < len(run.steps_def) else {}
     return {
         "index": step.index,
@@ -93,6 +95,7 @@ def _step(run: Run, step: StepState) -> dict[str, Any]:
         "started_at": step.started_at,
         "updated_at": step.updated_at,
         "duration": duration,
+        "active": active,
         "attempts": step.attempts,
         "error": step.error,
         "wake_at": step.wake_at,
