@@ -197,6 +197,8 @@ def test_post_without_csrf_token_is_rejected(console: Any, server: RelayboxServe
     assert console.request.post(url, form={}).status == 403
     assert console.request.post(url, form={"csrf": "forged"}).status == 403
     assert ws.run(run_id)["status"] == "WAITING"
+    for path in ("/console/login", "/console/logout", "/console/automations"):
+        assert console.request.post(server.url + path, form={}).status == 403, path
 
 
 def test_runs_list_filters_search_and_messages_log(
