@@ -72,9 +72,13 @@ def ws(server: RelayboxServer, smtp: SmtpServer) -> Iterator[Workspace]:
     workspace.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium (never Playwright's own download)."""
+    """Headless Debian Chromium (never Playwright's own download).
+
+    Module-scoped on purpose: Playwright's sync API runs an event loop in this thread while it
+    is open, and the asyncio tests collected after this folder cannot start theirs meanwhile.
+    """
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
