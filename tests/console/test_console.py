@@ -204,7 +204,7 @@ def test_post_without_csrf_token_is_rejected(console: Any, server: RelayboxServe
 def test_runs_list_filters_search_and_messages_log(
     console: Any, server: RelayboxServer, ws: Workspace
 ):
-    """The runs list filters by automation and status, finds a run by id; pages fit a phone."""
+    """Runs filter by automation, status and id; messages by recipient; a phone-width page."""
     automation_id = unique("console-list")
     ws.save_automation(automation_id, [{"action": "delay", "duration": "0s"}])
     run_id = invoke(ws, automation_id)
@@ -227,14 +227,32 @@ def test_runs_list_filters_search_and_messages_log(
     page.goto(f"{server.url}/console/runs?run_id=no-such-run")
     assert "No runs match" in page.locator("#runs").inner_text()
 
-    page.goto(f"{server.url}/console/messages")
-    shot(page, "09-messages-log")
     template = unique("console-tpl")
     ws.add_template(template, "Listed subject", "Listed body")
+    recipient = unique("listed")
+    with ws.http() as http:
+        sent = http.post(
+            "/send",
+            json={
+                "message": {
+                    "to": {"user_id": recipient, "email": unique_email()},
+                    "template": template,
+                }
+            },
+        )
+        assert sent.status_code == 202, sent.text
+    page.goto(f"{server.url}/console/messages")
+    page.get_by_label("Recipient").fill(recipient)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(f".*recipient={recipient}.*"))
+    expect(page.locator("tbody tr")).to_have_count(1)
+    assert sent.json()["requestId"] in page.locator("tbody").inner_text()
+    shot(page, "09-messages-log")
     page.get_by_role("link", name="Templates").click()
+    shot(page, "12-templates-list")
     page.locator("tr", has_text=template).get_by_role("link").click()
     expect(page.locator("main")).to_contain_text("Listed subject")
-    shot(page, "12-template")
+    shot(page, "13-template")
     page.goto(f"{server.url}/console/automations")
     assert automation_id in page.locator("table").inner_text()
     shot(page, "10-automations-list")
