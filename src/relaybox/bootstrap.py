@@ -42,6 +42,7 @@ from relaybox.settings import Settings
 from relaybox.storage.base import Store
 from relaybox.storage.sqlite import SqliteStore, path_from_url
 from relaybox.templates.render import validate_content
+from relaybox.ui.app import create_console
 
 log = logging.getLogger("relaybox")
 
@@ -171,4 +172,6 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         on_startup=runtime.start,
         on_shutdown=runtime.stop,
     )
+    # The web console: the same services behind a session cookie instead of a bearer key.
+    runtime.app.mount("/console", create_console(services, secret=settings.secret_key))
     return runtime

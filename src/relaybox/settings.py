@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     lease_seconds: float = 60.0
     concurrency: int = 64
     log_level: str = "info"
+    #: Signs the web console's session cookies. Unset: a random key per process, so console
+    #: sessions end on restart and processes sharing a database do not share sessions.
+    secret_key: str | None = None
 
     @field_validator("outbound_allow", mode="before")
     @classmethod
