@@ -1,0 +1,89 @@
+"""The send-list executor against real SQLite: paging, one request id, rerun safety."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.engine.steps.send_list import SendListStep
+from relaybox.storage.base import Message, MessageEvent, Subscription
+from relaybox.storage.sqlite import SqliteStore
+
+NOW = 1_700_000_000.0
+WS = "ws_send_list"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(str(tmp_path / "relaybox.db"))
+    await store.open()
+    await store.ensure_workspace(WS, NOW)
+    subs = [Subscription(WS, "team", f"u{i}", NOW) for i in range(3)]
+    await store.subscribe(subs, update_existing=False)
+    yield store
+    await store.close()
+
+
+def make_run(spec: dict[str, object]) -> Run:
+    steps = (spec,)
+    return Run(
+        id="run_list",
+        workspace_id=WS,
+        steps_def=steps,
+        steps=new_steps(steps),
+        context=RunContext(recipient="owner", data={"a": 1}),
+        status=RunStatus.PROCESSING,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+async def test_rerun_after_a_crash_creates_each_child_once(store: SqliteStore) -> None:
+    """A repeated send-list (crash, re-claim) reuses its request id and creates no new children."""
+    saved: list[Run] = []
+
+    async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
+        saved.append(run)
+
+    step = SendListStep(store=store, page_size=2)
+    run = make_run({"action": "send-list", "list": "team", "template": "T", "data": {"b": 2}})
+    first = await step.execute(run, 0, NOW, checkpoint)
+    assert isinstance(first.event, StepSucceeded)
+    request_id = first.event.message_id
+    assert request_id
+    assert saved[0].steps[0].message_id == request_id
+    # The crash came after the children were stored: the rerun starts from the checkpoint.
+    again = await step.execute(saved[0], 0, NOW + 5, checkpoint)
+    assert isinstance(again.event, StepSucceeded)
+    assert again.event.message_id == request_id
+    assert again.event.output == {"list_id": "team", "recipients": 3}
+    children = await store.claim_due_runs("w", NOW + 10, limit=100, lease_seconds=30)
+    assert sorted(c.context.recipient or "" for c in children) == ["u0", "u1", "u2"]
+    assert {c.source for c in children} == {"send"}
+    spec = children[0].steps_def[0]
+    assert (spec["action"], spec["template"], spec["data"]) == ("send", "T", {"a": 1, "b": 2})
+
+
+async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStore) -> None:
+    """A missing list or template is a permanent step error naming the problem."""
+    step = SendListStep(store=store)
+
+    async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
+        raise AssertionError("nothing is created for a failing step")
+
+    cases = {
+        "List nope not found": {"action": "send-list", "list": "nope", "template": "T"},
+        "template: Expected a notification template id or alias": {
+            "action": "send-list",
+            "list": "team",
+        },
+    }
+    for error, spec in cases.items():
+        result = await step.execute(replace(make_run(spec)), 0, NOW, checkpoint)
+        assert isinstance(result.event, StepFailed)
+        assert result.event.error == error
