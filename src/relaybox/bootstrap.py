@@ -24,6 +24,7 @@ from relaybox.engine.steps.invoke import InvokeStep
 from relaybox.engine.steps.people import GetProfileStep, SubscribeStep, UpdateProfileStep
 from relaybox.engine.steps.send import SendStep
 from relaybox.engine.steps.send_list import SendListStep
+from relaybox.engine.steps.throttle import ThrottleStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
 from relaybox.providers.outbound import OutboundGuard
@@ -124,6 +125,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             executors={
                 "send": SendStep(store=store, messenger=messenger),
                 "send-list": SendListStep(store=store),
+                "throttle": ThrottleStep(store=store),
                 "update-profile": UpdateProfileStep(store=store),
                 "get-profile": GetProfileStep(store=store),
                 "subscribe": SubscribeStep(store=store),

@@ -103,7 +103,6 @@ def test_doc_only_steps_are_accepted_and_run(ws: Workspace) -> None:
 @pytest.mark.parametrize(
     "step",
     [
-        pytest.param({"action": "throttle", "max_allowed": 1, "period": "PT1M"}, id="throttle"),
         pytest.param(
             {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
         ),
