@@ -132,3 +132,26 @@ async def test_the_item_reaching_max_items_closes_and_wakes_the_carrier(store: S
     released = await store.release_batch(WS, filled.batch_id, NOW + 1)
     assert (released.released, released.count) == (True, 2)
     assert (await join(store, "full", "c", now=NOW + 2, max_items=2)()).seq == 1
+
+
+async def test_a_batch_whose_carrier_finished_is_abandoned_for_a_new_one(store: Store) -> None:
+    """A carrier canceled while waiting would never release: the next item opens a new batch."""
+    steps = ({"action": "add-to-batch"},)
+    carrier = Run(
+        id="gone",
+        workspace_id=WS,
+        steps_def=steps,
+        steps=new_steps(steps),
+        context=RunContext(),
+        status=RunStatus.WAITING,
+        created_at=NOW,
+        updated_at=NOW,
+        due_at=NOW + 60,
+    )
+    await store.create_run(carrier, lease_owner=None, merge_profile=False)
+    first = await join(store, "orphan", "gone")()
+    assert (await join(store, "orphan", "b", now=NOW + 1)()).batch_id == first.batch_id
+    await store.cancel_run(WS, "gone", NOW + 2)
+    fresh = await join(store, "orphan", "c", now=NOW + 3)()
+    assert (fresh.carrier_run_id, fresh.seq) == ("c", 1)
+    assert fresh.batch_id != first.batch_id

@@ -516,7 +516,9 @@ class Store(Protocol):
         One transaction: exactly one of several racing runs opens a key's batch. The due time
         is min(last item + wait, opened + max wait). The item that reaches ``max_items``
         marks the batch full, closes it to new items and makes the carrier run due now
-        (fencing a worker holding it). Idempotent per (run, step).
+        (fencing a worker holding it). An open batch whose carrier run has finished without
+        releasing it (canceled, failed) is marked abandoned and the key's next batch opened.
+        Idempotent per (run, step).
         """
         ...
 

@@ -135,6 +135,15 @@ class BatchVerbs:
             "data, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
         unlist = self.q("DELETE FROM open_batches WHERE workspace_id = ? AND batch_id = ?")
+        carrier_due = self.q(
+            "SELECT r.due_at FROM batches b JOIN runs r "
+            "ON r.workspace_id = b.workspace_id AND r.id = b.carrier_run_id "
+            "WHERE b.workspace_id = ? AND b.id = ?"
+        )
+        abandon = self.q(
+            "UPDATE batches SET status = 'abandoned', released_at = ? "
+            "WHERE workspace_id = ? AND id = ? AND status = 'open'"
+        )
         # The carrier may be held by a worker that is about to park it until the old due
         # time: bumping the lease token fences that commit off, so the release is not lost.
         wake = self.q(
@@ -161,6 +170,13 @@ class BatchVerbs:
                 if row is None:
                     continue  # closed since the insert looked: try to open the next one
                 batch_id = row[0]
+                carrier_row = c.execute(carrier_due, (workspace_id, batch_id)).fetchone()
+                if carrier_row is not None and carrier_row[0] is None:
+                    # The carrier finished without releasing (canceled, failed): nothing would
+                    # ever release this batch, so close it and open the key's next one.
+                    c.execute(abandon, (now, workspace_id, batch_id))
+                    c.execute(unlist, (workspace_id, batch_id))
+                    continue
                 bumped = c.execute(bump, (now, workspace_id, batch_id)).fetchone()
                 if bumped is not None:
                     seq, carrier, opened_at = int(bumped[0]), bumped[1], float(bumped[2])

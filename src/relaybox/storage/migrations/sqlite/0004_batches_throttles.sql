@@ -18,7 +18,8 @@ CREATE TABLE throttle_hits (
     PRIMARY KEY (workspace_id, run_id, step_index)
 );
 
--- One row per batch; status open -> full (max_items reached) -> released.
+-- One row per batch; status open -> full (max_items reached) -> released, or abandoned
+-- (its carrier run finished without releasing it).
 CREATE TABLE batches (
     workspace_id    TEXT NOT NULL,
     id              TEXT NOT NULL,
