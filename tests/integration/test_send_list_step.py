@@ -87,3 +87,26 @@ async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStor
         result = await step.execute(replace(make_run(spec)), 0, NOW, checkpoint)
         assert isinstance(result.event, StepFailed)
         assert result.event.error == error
+
+
+async def test_list_pattern_sends_once_to_each_subscriber_of_matching_lists(
+    store: SqliteStore,
+) -> None:
+    """list_pattern "org.*" covers org.a and org.b; a user in both gets one child run."""
+    members = {"org.a": ["x", "y"], "org.b": ["y", "z"], "other": ["w"]}
+    await store.subscribe(
+        [Subscription(WS, lst, u, NOW) for lst, users in members.items() for u in users],
+        update_existing=False,
+    )
+
+    async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
+        pass
+
+    spec = {"action": "send-list", "list_pattern": "org.*", "template": "T"}
+    result = await SendListStep(store=store, page_size=1).execute(
+        make_run(spec), 0, NOW, checkpoint
+    )
+    assert isinstance(result.event, StepSucceeded)
+    assert result.event.output == {"list_pattern": "org.*", "lists": 2, "subscriptions": 4}
+    children = await store.claim_due_runs("w", NOW + 10, limit=100, lease_seconds=30)
+    assert sorted(c.context.recipient or "" for c in children) == ["x", "y", "z"]

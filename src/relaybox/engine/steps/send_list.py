@@ -1,5 +1,8 @@
 """The ``send-list`` step: send the template to every subscriber of a list.
 
+``list`` names one list; ``list_pattern`` (``*`` one part, ``**`` one or more, as in
+``GET /lists?pattern=``) sends to the subscribers of every matching live list, once each.
+
 Each subscriber gets a durable one-step internal send run (the shape POST /send uses), so
 delivery, retries and crash recovery are the send step's own. Subscribers are read in
 pages, never all at once. The step's ``message_id`` is one request id for the whole fan-out,
@@ -14,10 +17,12 @@ group-committing writer stores them in one commit.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from relaybox import ids
+from relaybox.domain.lists import ListPattern
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.steps.base import Checkpoint, StepResult
@@ -38,16 +43,20 @@ class SendListStep:
 
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
-        list_id = spec.get("list")
-        if not isinstance(list_id, str) or not list_id:
-            return _failed(index, "list: Expected the id of a list")
+        list_id, pattern = spec.get("list"), spec.get("list_pattern")
+        if list_id is None and isinstance(pattern, str) and pattern:
+            matcher: ListPattern | None = ListPattern.parse(pattern)
+        elif isinstance(list_id, str) and list_id:
+            matcher = None
+        else:
+            return _failed(index, "list: Expected the id of a list (or a list_pattern)")
         template = spec.get("template") or run.context.template
         if not isinstance(template, str) or not template:
             return _failed(index, "template: Expected a notification template id or alias")
         extra = spec.get("data")
         if extra is not None and not isinstance(extra, dict):
             return _failed(index, "data: Expected object")
-        if await self._store.get_list(run.workspace_id, list_id) is None:
+        if matcher is None and await self._store.get_list(run.workspace_id, str(list_id)) is None:
             return _failed(index, f"List {list_id} not found")
         step = run.steps[index]
         request_id = step.message_id
@@ -60,23 +69,55 @@ class SendListStep:
             "data": {**run.context.data, **(extra or {})},
             "brand": spec.get("brand") or run.context.brand,
         }
+        if matcher is None:
+            count = await self._fan_out(run, index, request_id, body, str(list_id), now)
+            output: dict[str, Any] = {"list_id": list_id, "recipients": count}
+        else:
+            # A subscriber of several matching lists is sent to once: the per-subscriber
+            # idempotency record turns the repeats into replays.
+            lists = count = 0
+            async for matched in self._matching_lists(run.workspace_id, matcher):
+                lists += 1
+                count += await self._fan_out(run, index, request_id, body, matched, now)
+            output = {"list_pattern": pattern, "lists": lists, "subscriptions": count}
+        return StepResult(StepSucceeded(index, message_id=request_id, output=output), wake=True)
+
+    async def _matching_lists(self, workspace_id: str, matcher: ListPattern) -> AsyncIterator[str]:
+        after: str | None = None
+        while True:
+            page = await self._store.list_lists(
+                workspace_id, prefix=matcher.prefix, after=after, limit=self._page_size
+            )
+            for found in page:
+                if matcher.matches(found.id):
+                    yield found.id
+            if len(page) < self._page_size:
+                return
+            after = page[-1].id
+
+    async def _fan_out(
+        self,
+        run: Run,
+        index: int,
+        request_id: str,
+        body: dict[str, Any],
+        list_id: str,
+        now: float,
+    ) -> int:
+        """Create a child send run per subscriber of ``list_id``, a page at a time."""
         count = 0
         after: str | None = None
         while True:
             page = await self._store.list_subscribers(
                 run.workspace_id, list_id, after=after, limit=self._page_size
             )
-            if not page:
-                break
             await asyncio.gather(
                 *(self._create_child(run, index, request_id, body, s, now) for s in page)
             )
             count += len(page)
             if len(page) < self._page_size:
-                break
+                return count
             after = page[-1].user_id
-        output = {"list_id": list_id, "recipients": count}
-        return StepResult(StepSucceeded(index, message_id=request_id, output=output), wake=True)
 
     async def _create_child(
         self,
