@@ -89,3 +89,18 @@ def test_throttle_with_bad_fields_errors(ws: Workspace) -> None:
     assert "max_allowed" in bad["error"]
     bad = _run(ws, [{"action": "throttle", "max_allowed": 1, "period": "soon"}], recipient="x")
     assert "period: Invalid" in bad["error"]
+
+
+def test_global_scope_counts_per_saved_automation(ws: Workspace) -> None:
+    """A global throttle counts the runs of its own saved automation, not of other ones."""
+    client = ws.client()
+    step = {"action": "throttle", "max_allowed": 1, "period": "P365D", "scope": "global"}
+    first, other = unique("thr-a"), unique("thr-b")
+    ws.save_automation(first, [step])
+    ws.save_automation(other, [step])
+    runs = [
+        client.automations.invoke.invoke_by_template(t, recipient=unique("g")).run_id
+        for t in (first, first, other)
+    ]
+    statuses = [ws.wait_run(r, "PROCESSED", "THROTTLED", "ERROR")["status"] for r in runs]
+    assert statuses == ["PROCESSED", "THROTTLED", "PROCESSED"]

@@ -1,8 +1,11 @@
 """The ``throttle`` step: at most ``max_allowed`` runs per ``period`` per scope pass.
 
 Scopes (Courier's journeys throttle node): ``user`` (the run's recipient, else
-``data.user_id``), ``global`` (the workspace), or a dynamic ``throttle_key`` (already
-``${...}``-resolved). Windows are fixed: ``floor(now / period) * period``. Each run's hit is
+``data.user_id``), ``global``, or a dynamic ``throttle_key`` (already ``${...}``-resolved).
+Courier counts ``user`` and ``global`` per throttle node, so for a saved automation they are
+counted per (automation, step); ad hoc runs have no node identity and share one ad hoc
+scope per workspace. A dynamic key is workspace-wide, so several automations can share it.
+Windows are fixed: ``floor(now / period) * period``. Each run's hit is
 counted in the store by one atomic upsert, idempotent per (run, step), so concurrent runs
 get distinct positions and a re-run step is not counted twice. Over the limit the step and
 the run end ``THROTTLED``.
@@ -28,7 +31,7 @@ class ThrottleStep:
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
         try:
-            limit, period, key = _parse(spec, run)
+            limit, period, key = _parse(spec, run, index)
         except ValidationError as exc:
             return StepResult(StepFailed(index, exc.message, retryable=False))
         window = math.floor(now / period) * period
@@ -49,7 +52,7 @@ class ThrottleStep:
         return StepResult(ended)
 
 
-def _parse(spec: dict[str, Any], run: Run) -> tuple[int, float, str]:
+def _parse(spec: dict[str, Any], run: Run, index: int) -> tuple[int, float, str]:
     limit = spec.get("max_allowed")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValidationError("max_allowed: Expected a whole number of 0 or more")
@@ -65,8 +68,9 @@ def _parse(spec: dict[str, Any], run: Run) -> tuple[int, float, str]:
             raise ValidationError("throttle_key: Expected a non-empty string")
         return limit, period, f"key:{dynamic}"
     scope = spec.get("scope", "user")
+    node = f"{run.template_id}/{index}" if run.template_id else "ad-hoc"
     if scope == "global":
-        return limit, period, "global"
+        return limit, period, f"global:{node}"
     if scope != "user":
         raise ValidationError('scope: Expected "user" or "global" (or give a throttle_key)')
     user = (
@@ -74,4 +78,4 @@ def _parse(spec: dict[str, Any], run: Run) -> tuple[int, float, str]:
     )
     if not isinstance(user, str) or not user:
         raise ValidationError("a user-scoped throttle needs the run's recipient or data.user_id")
-    return limit, period, f"user:{user}"
+    return limit, period, f"user:{node}:{user}"
