@@ -62,6 +62,12 @@ async def test_rerun_after_a_crash_creates_each_child_once(store: SqliteStore) -
     assert isinstance(again.event, StepSucceeded)
     assert again.event.message_id == request_id
     assert again.event.output == {"list_id": "team", "recipients": 3}
+    assert again.event.ref == {
+        "status": "PROCESSED",
+        "message_id": request_id,
+        "list_id": "team",
+        "recipients": 3,
+    }
     children = await store.claim_due_runs("w", NOW + 10, limit=100, lease_seconds=30)
     assert sorted(c.context.recipient or "" for c in children) == ["u0", "u1", "u2"]
     assert {c.source for c in children} == {"send"}

@@ -80,7 +80,10 @@ class SendListStep:
                 lists += 1
                 count += await self._fan_out(run, index, request_id, body, matched, now)
             output = {"list_pattern": pattern, "lists": lists, "subscriptions": count}
-        return StepResult(StepSucceeded(index, message_id=request_id, output=output), wake=True)
+        # An explicit ref: the request id names no single message whose status could be read.
+        ref = {"status": "PROCESSED", "message_id": request_id, **output}
+        done = StepSucceeded(index, message_id=request_id, output=output, ref=ref)
+        return StepResult(done, wake=True)
 
     async def _matching_lists(self, workspace_id: str, matcher: ListPattern) -> AsyncIterator[str]:
         after: str | None = None
