@@ -76,7 +76,7 @@ async def test_rerun_after_a_crash_creates_each_child_once(store: SqliteStore) -
 
 
 async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStore) -> None:
-    """A missing list or template is a permanent step error naming the problem."""
+    """A missing list or template, or a data_source, is a permanent step error saying so."""
     step = SendListStep(store=store)
 
     async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
@@ -87,6 +87,12 @@ async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStor
         "template: Expected a notification template id or alias": {
             "action": "send-list",
             "list": "team",
+        },
+        "data_source is not executed by this version of Relaybox": {
+            "action": "send-list",
+            "list": "team",
+            "template": "T",
+            "data_source": {"webhook": {"url": "https://example.com"}},
         },
     }
     for error, spec in cases.items():

@@ -50,6 +50,10 @@ class SendListStep:
             matcher = None
         else:
             return _failed(index, "list: Expected the id of a list (or a list_pattern)")
+        if spec.get("data_source") is not None:
+            # Refused rather than ignored: sending without the per-recipient data the author
+            # asked for would deliver the wrong content.
+            return _failed(index, "data_source is not executed by this version of Relaybox")
         template = spec.get("template") or run.context.template
         if not isinstance(template, str) or not template:
             return _failed(index, "template: Expected a notification template id or alias")
