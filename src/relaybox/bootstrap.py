@@ -19,10 +19,13 @@ from relaybox.engine.engine import Engine
 from relaybox.engine.expressions import Sandbox
 from relaybox.engine.messaging import Messenger
 from relaybox.engine.providers import ProviderPool
+from relaybox.engine.steps.add_to_batch import AddToBatchStep
 from relaybox.engine.steps.fetch_data import FetchDataStep
 from relaybox.engine.steps.invoke import InvokeStep
 from relaybox.engine.steps.people import GetProfileStep, SubscribeStep, UpdateProfileStep
 from relaybox.engine.steps.send import SendStep
+from relaybox.engine.steps.send_list import SendListStep
+from relaybox.engine.steps.throttle import ThrottleStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
 from relaybox.providers.outbound import OutboundGuard
@@ -123,6 +126,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             clock=clock,
             executors={
                 "send": SendStep(store=store, messenger=messenger),
+                "send-list": SendListStep(store=store),
+                "throttle": ThrottleStep(store=store),
+                "add-to-batch": AddToBatchStep(store=store),
                 "update-profile": UpdateProfileStep(store=store),
                 "get-profile": GetProfileStep(store=store),
                 "subscribe": SubscribeStep(store=store),

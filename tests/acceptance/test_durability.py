@@ -98,3 +98,33 @@ def test_sigterm_exits_cleanly_and_the_run_resumes(own_server: Workspace, smtp: 
     assert [m.subject for m in smtp.recorder.to(email)] == ["First for Dee", "Second for Dee"]
     assert elapsed < 5.0, f"graceful shutdown took {elapsed:.1f} s"
     assert code == 0, f"relaybox serve exited with {code} on SIGTERM (expected 0)"
+
+
+def test_open_batch_and_throttle_counts_survive_sigkill(own_server: Workspace) -> None:
+    """After kill -9 an open batch releases once with every item; a throttle keeps its count."""
+    ws = own_server
+    client = ws.client()
+    batch = {"action": "add-to-batch", "batch_key": unique("durable"), "wait_period": "PT3S"}
+    runs = [
+        client.automations.invoke.invoke_ad_hoc(
+            automation={"steps": [batch]}, recipient="d", data={"n": n}
+        ).run_id
+        for n in range(3)
+    ]
+    for joiner in runs[1:]:
+        ws.wait_run(joiner, "PROCESSED")
+    throttle = {
+        "action": "throttle",
+        "max_allowed": 1,
+        "period": "P365D",
+        "throttle_key": unique("t"),
+    }
+    first = client.automations.invoke.invoke_ad_hoc(automation={"steps": [throttle]}, recipient="d")
+    assert ws.wait_run(first.run_id, "PROCESSED", "THROTTLED")["status"] == "PROCESSED"
+    assert ws.server.kill() == -signal.SIGKILL
+    ws.server.start()
+    client = ws.client()
+    carrier = ws.wait_run(runs[0], "PROCESSED", "ERROR", timeout=20.0)
+    assert carrier["data"]["batch"] == {"count": 3, "items": [{"n": 0}, {"n": 1}, {"n": 2}]}
+    again = client.automations.invoke.invoke_ad_hoc(automation={"steps": [throttle]}, recipient="d")
+    assert ws.wait_run(again.run_id, "PROCESSED", "THROTTLED")["status"] == "THROTTLED"

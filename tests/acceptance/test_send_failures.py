@@ -98,24 +98,3 @@ def test_doc_only_steps_are_accepted_and_run(ws: Workspace) -> None:
     ]
     condition = steps[1].to_dict()["condition"]
     assert (condition["expression"], condition["result"]) == ("profile.email != null", False)
-
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        pytest.param({"action": "throttle", "max_allowed": 1, "period": "PT1M"}, id="throttle"),
-        pytest.param({"action": "send-list", "list": "l"}, id="send-list"),
-        pytest.param(
-            {"action": "add-to-batch", "batch_key": "b", "wait_period": "PT1M"}, id="add-to-batch"
-        ),
-    ],
-)
-def test_unsupported_steps_fail_the_run_with_a_reason(
-    ws: Workspace, step: dict[str, object]
-) -> None:
-    """Accepted-but-unexecuted features end the run in ERROR saying what is not supported."""
-    response = ws.client().automations.invoke.invoke_ad_hoc(
-        automation={"steps": [step]}, recipient="u1"
-    )
-    detail = ws.wait_run(response.run_id, "ERROR")
-    assert "by this version" in detail["error"]

@@ -65,11 +65,38 @@ class StepFailed:
 
 
 @dataclass(frozen=True)
+class StepEndedRun:
+    """The step finished and the run stops after it (throttled; joined another run's batch)."""
+
+    index: int
+    step_status: StepStatus
+    run_status: RunStatus
+    output: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepWaiting:
+    """The step is not done yet: look at it again at ``wake_at`` (an open batch's due time)."""
+
+    index: int
+    wake_at: float
+    output: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class CancelRequested:
     """Cancel this run (console, API); cancel steps cancel other runs by token in storage."""
 
 
-Event = Advance | StepPrepared | StepSucceeded | StepFailed | CancelRequested
+Event = (
+    Advance
+    | StepPrepared
+    | StepSucceeded
+    | StepFailed
+    | StepEndedRun
+    | StepWaiting
+    | CancelRequested
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,10 @@ def decide(
         return _failed(run, event, now, policy)
     if isinstance(event, StepPrepared):
         return _prepared(run, event, now, io_actions)
+    if isinstance(event, StepEndedRun):
+        return _ended_run(run, event, now)
+    if isinstance(event, StepWaiting):
+        return _waiting(run, event, now)
     return _advance(run, now, io_actions)
 
 
@@ -296,6 +327,28 @@ def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Dec
     pending = replace(step, status=StepStatus.PROCESSING, updated_at=now, error=event.error)
     retry_at = now + policy.backoff(step.attempts, event.retry_after)
     return Decision(replace(run.with_step(pending), updated_at=now), release_until=retry_at)
+
+
+def _ended_run(run: Run, event: StepEndedRun, now: float) -> Decision:
+    step = _current(run, event.index)
+    moved = _finish_step(run, step, now, output=event.output, status=event.step_status)
+    return Decision(replace(moved, status=event.run_status, updated_at=now))
+
+
+def _waiting(run: Run, event: StepWaiting, now: float) -> Decision:
+    """Park the run on this step; it is executed again when it wakes (not a delay's finish)."""
+    step = _current(run, event.index)
+    waiting = replace(
+        step,
+        status=StepStatus.WAITING,
+        updated_at=now,
+        wake_at=event.wake_at,
+        output=event.output if event.output is not None else step.output,
+    )
+    return Decision(
+        replace(run.with_step(waiting), status=RunStatus.WAITING, updated_at=now),
+        release_until=event.wake_at,
+    )
 
 
 def _cancel(run: Run, now: float) -> Decision:

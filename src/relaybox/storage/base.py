@@ -180,6 +180,36 @@ class CreatedRun:
     replay: StoredResponse | None = None
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    seq: int
+    category: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchJoin:
+    """Where ``add_to_batch`` put a run's item (the same answer when the step is re-run)."""
+
+    batch_id: str
+    carrier_run_id: str
+    #: The item's position in its batch (1 = it opened the batch).
+    seq: int
+    #: "open", "full" (max_items reached: release at once) or "released".
+    status: str
+    due_at: float
+
+
+@dataclass(frozen=True)
+class BatchRelease:
+    """``release_batch``'s answer: the items once released, else when to look again."""
+
+    released: bool
+    due_at: float
+    count: int = 0
+    items: list[BatchItem] = field(default_factory=list)
+
+
 class Store(Protocol):
     #: True when one process owns the database (embedded SQLite): leases left behind by a
     #: crashed process may be released at start instead of waiting for them to expire.
@@ -453,6 +483,49 @@ class Store(Protocol):
         Used by POST /send: the request is acknowledged only once all of it is committed.
         With ``idempotency``, an unexpired saved response wins: nothing is created and it is
         returned; otherwise None.
+        """
+        ...
+
+    # --- throttles and batches ----------------------------------------------------------------
+    async def throttle_hit(
+        self, workspace_id: str, key: str, window_start: float, run_id: str, step_index: int
+    ) -> int:
+        """Count the step in the key's window; its 1-based position there.
+
+        One atomic upsert per window row, so concurrent hits get distinct positions on every
+        backend. Idempotent per (run, step): a re-run step gets its first position again.
+        """
+        ...
+
+    async def add_to_batch(
+        self,
+        workspace_id: str,
+        batch_key: str,
+        run_id: str,
+        step_index: int,
+        *,
+        data: dict[str, Any],
+        category: str | None,
+        now: float,
+        wait_seconds: float,
+        max_wait_seconds: float,
+        max_items: int | None,
+    ) -> BatchJoin:
+        """Add the run's item to the key's open batch, opening one (this run its carrier) if none.
+
+        One transaction: exactly one of several racing runs opens a key's batch. The due time
+        is min(last item + wait, opened + max wait). The item that reaches ``max_items``
+        marks the batch full, closes it to new items and makes the carrier run due now
+        (fencing a worker holding it). An open batch whose carrier run has finished without
+        releasing it (canceled, failed) is marked abandoned and the key's next batch opened.
+        Idempotent per (run, step).
+        """
+        ...
+
+    async def release_batch(self, workspace_id: str, batch_id: str, now: float) -> BatchRelease:
+        """Release the batch if full or due (idempotent once released) and return its items.
+
+        Items are in arrival order. Not yet due: ``released`` is False with the due time.
         """
         ...
 

@@ -30,13 +30,14 @@ from relaybox.storage.base import (
     StoredResponse,
 )
 from relaybox.storage.dialect import Dialect, scalar
+from relaybox.storage.sql_batches import BatchVerbs
 from relaybox.storage.sql_people import PeopleVerbs
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
 
 
-class SqlStore(PeopleVerbs):
+class SqlStore(PeopleVerbs, BatchVerbs):
     def __init__(self, dialect: Dialect, *, readers: int = 4) -> None:
         self.dialect = dialect
         self.exclusive = dialect.exclusive
@@ -72,6 +73,7 @@ class SqlStore(PeopleVerbs):
     async def close(self) -> None:
         self._stop_listening()
         await asyncio.to_thread(self._writer.stop)
+        await self._close_batch_writer()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relaybox.domain.run import Run, RunContext
-from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.domain.transitions import StepEndedRun, StepFailed, StepSucceeded, StepWaiting
 from relaybox.storage.base import Message, MessageEvent
 
 #: Persists the run with the given messages while keeping the lease (fenced by its token).
@@ -21,7 +21,7 @@ Checkpoint = Callable[[Run, Sequence[Message], Sequence[MessageEvent]], Awaitabl
 
 @dataclass(frozen=True)
 class StepResult:
-    event: StepSucceeded | StepFailed
+    event: StepSucceeded | StepFailed | StepEndedRun | StepWaiting
     messages: list[Message] = field(default_factory=list)
     events: list[MessageEvent] = field(default_factory=list)
     #: The run context after the step, when the step changed it (e.g. fetched data).
