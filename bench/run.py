@@ -2,31 +2,36 @@
 
 One command; every phase is bounded in time and every process it starts is stopped::
 
-    python bench/run.py --duration 15
+    python bench/run.py --duration 15 [--profile] [--experiments no-telemetry,buffered-ids]
 
 Each server is ``bench/server.py`` (the stock app, served as ``relaybox serve`` serves it) on
 a fresh SQLite file in a temporary directory, with a webhook provider pointing at
-``bench/sink.py`` and a published template ``BENCH``.
+``bench/sink.py`` and a published template ``BENCH``. The servers import a copy of
+``src/relaybox`` taken when the run starts, so edits made meanwhile do not leak into it.
 
-1. Closed loop, ``wrk -t1 -c<connections>``: the no-op reference ``POST /bench/noop`` (same
-   app, middleware, routing and auth dependency as invoke, minus the database) and
-   ``POST /automations/invoke`` with an ad hoc automation of one ``delay`` of "1 hour" (pure
-   durable ingest: the run is committed and fsync'd before the 200, then the engine parks it),
-   alternated ``--repeat`` times on one server; then, on a fresh server, invoke with one
-   ``send`` step delivered to the sink (the full durable pipeline; wrk sees the ingest rate,
-   the sink the delivery rate, and the backlog is drained afterwards, bounded). Reported:
-   requests/s, latency p50/p99, errors, the writer's batching factor (jobs per COMMIT), server
-   CPU per request by thread, and the cores used by every party, including other processes.
+1. Closed loop, ``wrk -t1 -c<connections>``, alternated ``--repeat`` times on one server:
+   ``POST /bench/raw-noop`` (the floor: uvicorn, auth and JSON parsing without FastAPI),
+   ``POST /bench/noop`` (the reference: same app, middleware, router and auth dependency as
+   invoke, minus the database) and ``POST /automations/invoke`` with an ad hoc automation of
+   one ``delay`` of "1 hour" (pure durable ingest: the run is committed and fsync'd before the
+   200, then the engine parks it). Then, on a fresh server, invoke with one ``send`` step
+   delivered to the sink (the full durable pipeline; wrk sees the ingest rate, the sink the
+   delivery rate, and the backlog is drained afterwards, bounded). Reported: requests/s,
+   latency p50/p99, errors, the writer's batching factor (jobs per COMMIT), server CPU per
+   request by thread, and the cores used by every party, including other processes.
 2. Open loop (``bench/loadgen.py``): one-``send`` invokes at fixed rates on a fresh server
    each; every invoke's write time and runId are joined with the sink's arrival time of the
    webhook whose ``Idempotency-Key`` is ``<runId>/0``.
-3. Optionally (``--profile``) py-spy samples the server under the wrk invoke loads, and
-   (``--experiments``) the closed and open loops are repeated on a server patched with
-   ``bench/server.py --experiment`` to measure what suggested server changes would buy.
+3. Optionally (``--profile``) py-spy samples a stock server under ingest and while it drains
+   a backlog of sends, and (``--experiments``) the closed and open loops are repeated on a
+   server patched by ``bench/server.py --experiment`` (and/or with another engine worker
+   count) to measure what a suggested server change would buy.
 
-Load generators, sink and server share this machine's CPUs; the report says how many and
-how the cores were split. Results are printed as markdown and written, with the raw data as
-JSON, to ``bench/results/`` (gitignored).
+Load generators, sink and server share this machine's CPUs; the report says how many and how
+the cores were split. When other processes use more than ``--max-others`` cores during a
+measurement it is repeated (``--retries``) and the least disturbed attempt is kept; the
+``others`` column shows what remained. Results are printed as markdown and written, with the
+raw data as JSON, to ``bench/results/`` (gitignored).
 """
 
 from __future__ import annotations

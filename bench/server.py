@@ -92,17 +92,47 @@ def cpu_by_thread_group() -> dict[str, float]:
     return groups
 
 
-def _place_next_to_invoke(routes: list[Any]) -> None:
-    """Move the just-added no-op route next to ``POST /automations/invoke``.
+def _invoke_router(routes: list[Any]) -> tuple[Any, int] | None:
+    """The router whose route list holds ``POST /automations/invoke``, and its index there.
 
-    Starlette tries routes in order, so this gives both endpoints the same routing cost.
+    FastAPI up to 0.11x copies included routes into the app's list; newer versions keep each
+    included router as a node (``_IncludedRouter.original_router``) and match through it.
     """
-    noop = routes.pop()
-    at = next(
-        (i for i, r in enumerate(routes) if getattr(r, "path", None) == "/automations/invoke"),
-        len(routes) - 1,
-    )
-    routes.insert(at + 1, noop)
+    for i, route in enumerate(routes):
+        if getattr(route, "path", None) == "/automations/invoke" and "POST" in getattr(
+            route, "methods", ()
+        ):
+            return routes, i
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            found = _invoke_router(inner.routes)
+            if found is not None:
+                return inner, found[1]
+    return None
+
+
+def add_noop_next_to_invoke(app: Any, endpoint: Any) -> None:
+    """Register ``POST /bench/noop`` right after ``POST /automations/invoke``, in its router.
+
+    Starlette and FastAPI try routes in order, so both endpoints then pay the same routing
+    cost (and the same router-level dependencies); appended to the app instead, the no-op
+    would first be matched against every included router.
+    """
+    found = _invoke_router(app.router.routes)
+    if found is None or isinstance(found[0], list):
+        app.add_api_route("/bench/noop", endpoint, methods=["POST"], include_in_schema=False)
+        routes = app.router.routes
+        at = found[1] if found is not None else len(routes) - 1
+    else:
+        router, at = found
+        router.add_api_route("/bench/noop", endpoint, methods=["POST"], include_in_schema=False)
+        routes = router.routes
+    routes.insert(at + 1, routes.pop())
+    for target in (app.router, found[0] if found else None):
+        # FastAPI >= 0.12x caches each included router's effective routes by version.
+        mark = getattr(target, "_mark_routes_changed", None)
+        if mark is not None:
+            mark()
 
 
 EXPERIMENTS = ("no-telemetry", "buffered-ids", "pool16")
@@ -159,12 +189,11 @@ def build_app(settings: Settings) -> Any:
     runtime = bootstrap.build(settings)
     app = runtime.app
 
-    @app.post("/bench/noop", include_in_schema=False)
     async def noop(request: Request, ws: str = Depends(deps.workspace)) -> Response:
         deps.parse_object(await request.body())
         return deps.raw_json(orjson.dumps({"runId": "noop"}))
 
-    _place_next_to_invoke(app.router.routes)
+    add_noop_next_to_invoke(app, noop)
 
     @app.get("/bench/stats", include_in_schema=False)
     async def stats() -> Response:

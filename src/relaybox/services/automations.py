@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from relaybox import ids
 from relaybox.clock import Clock
 from relaybox.domain import automation
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps, parse_context
+from relaybox.domain.transitions import Advance, decide
 from relaybox.engine.engine import Engine
 from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.errors import NotFound, ValidationError
@@ -105,9 +106,11 @@ class AutomationService:
         write = None
         if idem is not None:
             write = idem.write(200, orjson.dumps({"runId": run_id}))
+        waiting = _waiting_from_the_start(run, now)
+        claim = self._engine is not None and waiting is None
         created = await self._store.create_run(
-            run,
-            lease_owner=self._engine.owner if self._engine else None,
+            waiting or run,
+            lease_owner=self._engine.owner if claim and self._engine else None,
             merge_profile=True,
             idempotency=write,
         )
@@ -117,7 +120,10 @@ class AutomationService:
             return Invocation(replay=created.replay)
         assert created.run is not None
         if self._engine is not None:
-            self._engine.submit(created.run)
+            if claim:
+                self._engine.submit(created.run)
+            else:
+                self._engine.scheduled()
         return Invocation(run_id=run_id)
 
     async def _token(self, token: str | None, context: RunContext, now: float) -> str | None:
@@ -257,6 +263,24 @@ class AutomationService:
         if found is None:
             raise NotFound(f"Automation run {run_id} not found")
         return found
+
+
+def _waiting_from_the_start(run: Run, now: float) -> Run | None:
+    """The run already WAITING in its first step, when that step is a plain delay.
+
+    Deciding the delay at invoke time stores the run with its wake time in the same write
+    that acknowledges it, so the engine first meets it when it wakes: one commit per such
+    invoke instead of two. Anything else (a condition to evaluate, an instant delay) is
+    left to the engine.
+    """
+    if not run.steps_def or run.steps_def[0].get("action") != "delay":
+        return None
+    decision = decide(run, Advance(), now)
+    if decision.release_until is None or decision.run.finished:
+        return None
+    if decision.execute is not None or decision.prepare is not None or decision.cancel_token:
+        return None
+    return replace(decision.run, due_at=decision.release_until, lease_token=0)
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
