@@ -383,7 +383,11 @@ def wrk_phase(
     seconds = result["duration_us"] / 1e6
     commits = after["commits"] - before["commits"]
     jobs = after["jobs"] - before["jobs"]
+    kinds = {
+        k: v - before.get("job_kinds", {}).get(k, 0) for k, v in after.get("job_kinds", {}).items()
+    }
     result.update(
+        job_kinds={k: v for k, v in kinds.items() if v},
         path=path,
         quiet_wait_s=waited,
         commits=commits,
@@ -734,6 +738,12 @@ def _closed_table(results: dict[str, Any]) -> list[str]:
             f"| {c['server']:.2f} / {c['wrk']:.2f} / {c['sink']:.2f} / {c['others']:.2f} |"
         )
     for r in results["wrk"]:
+        if r["job_kinds"] and r["rep"] == 1:
+            per = ", ".join(
+                f"{k} {v / max(r['requests'], 1):.2f}" for k, v in sorted(r["job_kinds"].items())
+            )
+            lines.append(f"\n[{r['variant']}] {labels[r['name']]}: writer jobs per request: {per}.")
+    for r in results["wrk"]:
         if r["name"] != "send":
             continue
         d = r["drain"]
@@ -874,7 +884,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk row")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--repeat", type=int, default=2, help="no-op/invoke alternations")
-    parser.add_argument("--rates", default="250,500,1000,2000", help="open-loop invokes/s")
+    parser.add_argument("--rates", default="250,400,500,1000,2000", help="open-loop invokes/s")
     parser.add_argument("--latency-duration", type=float, default=None, help="default: duration")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, not measured")
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds")
