@@ -349,23 +349,42 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         if flt.end is not None:
             where.append("created_at <= ?")
             args.append(flt.end)
-        if cursor is not None:
-            created_at, run_id = rows.decode_cursor(cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args.extend([created_at, created_at, run_id])
-        sql = self.q(
-            f"SELECT {rows.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        runs, nxt = await self._newest_first(
+            f"SELECT {rows.RUN_COLUMNS} FROM runs",
+            "created_at",
+            where,
+            args,
+            cursor,
+            limit,
+            rows.run_from_row,
+            lambda run: (run.created_at, run.id),
         )
-        args.append(limit + 1)
-        found = [
-            rows.run_from_row(r)
-            for r in await self._read(lambda c: c.execute(sql, args).fetchall())
-        ]
-        more = len(found) > limit
-        page = found[:limit]
-        nxt = rows.encode_cursor(page[-1].created_at, page[-1].id) if more else None
-        return RunPage(runs=page, next_cursor=nxt)
+        return RunPage(runs=runs, next_cursor=nxt)
+
+    async def _newest_first(
+        self,
+        select: str,
+        time_column: str,
+        where: list[str],
+        args: list[Any],
+        cursor: str | None,
+        limit: int,
+        from_row: Callable[[Any], T],
+        key: Callable[[T], tuple[float, str]],
+    ) -> tuple[list[T], str | None]:
+        """One page of records, newest first, keyset-paged on (time, id)."""
+        if cursor is not None:
+            at, last_id = rows.decode_cursor(cursor)
+            where = [*where, f"({time_column} < ? OR ({time_column} = ? AND id < ?))"]
+            args = [*args, at, at, last_id]
+        sql = self.q(
+            f"{select} WHERE {' AND '.join(where)} ORDER BY {time_column} DESC, id DESC LIMIT ?"
+        )
+        found = await self._read(lambda c: c.execute(sql, [*args, limit + 1]).fetchall())
+        page = [from_row(r) for r in found[:limit]]
+        if len(found) <= limit or not page:
+            return page, None
+        return page, rows.encode_cursor(*key(page[-1]))
 
     async def claim_due_runs(
         self, owner: str, now: float, *, limit: int, lease_seconds: float
@@ -533,22 +552,16 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         if flt.enqueued_after is not None:
             where.append("enqueued_at > ?")
             args.append(flt.enqueued_after)
-        if cursor is not None:
-            enqueued_at, message_id = rows.decode_cursor(cursor)
-            where.append("(enqueued_at < ? OR (enqueued_at = ? AND id < ?))")
-            args.extend([enqueued_at, enqueued_at, message_id])
-        sql = self.q(
-            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
-            "ORDER BY enqueued_at DESC, id DESC LIMIT ?"
+        page, nxt = await self._newest_first(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages",
+            "enqueued_at",
+            where,
+            args,
+            cursor,
+            limit,
+            rows.message_from_row,
+            lambda message: (message.enqueued_at, message.id),
         )
-        args.append(limit + 1)
-        found = [
-            rows.message_from_row(r)
-            for r in await self._read(lambda c: c.execute(sql, args).fetchall())
-        ]
-        page = found[:limit]
-        more = len(found) > limit
-        nxt = rows.encode_cursor(page[-1].enqueued_at, page[-1].id) if more else None
         return MessagePage(messages=page, next_cursor=nxt)
 
     async def create_runs(
