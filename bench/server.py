@@ -30,6 +30,10 @@ server. Experiments:
     ``relaybox.ids.courier_id`` draws its 12 random bytes from a 4 KiB ``os.urandom`` buffer
     instead of one ``getrandom`` call per id. Same CSPRNG; what changes is that ``os.urandom``
     releases the GIL, and taking it back from the busy SQLite writer thread stalls the loop.
+``lean-http``
+    Plain-http webhook requests bypass httpx: after the same ``OutboundGuard.check_url``, they
+    go over a minimal HTTP/1.1 keep-alive pool on asyncio streams (Content-Length responses;
+    anything else falls back to httpx). Measures what the HTTP client costs per delivery.
 ``pool16``
     The outbound ``httpx.AsyncClient`` gets ``Limits(max_connections=16,
     max_keepalive_connections=16)`` instead of httpx's 100/20: httpcore checks every pooled
@@ -39,11 +43,14 @@ server. Experiments:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import os
+import re
 import resource
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -53,6 +60,7 @@ from starlette.responses import Response
 
 from relaybox import bootstrap, ids
 from relaybox.api import deps
+from relaybox.providers.outbound import OutboundGuard, OutboundResponse
 from relaybox.settings import Settings
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -137,7 +145,115 @@ def add_noop_next_to_invoke(app: Any, endpoint: Any) -> None:
             mark()
 
 
-EXPERIMENTS = ("no-telemetry", "buffered-ids", "pool16")
+EXPERIMENTS = ("no-telemetry", "buffered-ids", "lean-http", "pool16")
+
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length: *(\d+)\r$")
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class _LeanHttp:
+    """HTTP/1.1 over asyncio streams with one keep-alive pool per (host, port)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[Conn]] = collections.defaultdict(list)
+
+    def _take(self, key: tuple[str, int]) -> Conn | None:
+        idle = self._idle[key]
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
+
+    async def request(
+        self, method: str, url: str, headers: Any, content: bytes, max_bytes: int
+    ) -> OutboundResponse | None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            return None
+        key = (parts.hostname, parts.port or 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in {"Accept-Encoding": "identity", **headers}.items()]
+        lines.append(f"Content-Length: {len(content)}")
+        message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + content
+        reused = self._take(key)
+        try:
+            return await self._exchange(key, reused or await self._open(key), message, max_bytes)
+        except (OSError, asyncio.IncompleteReadError):
+            if reused is None:
+                raise
+            # The receiver closed the idle connection: it never saw this request.
+            return await self._exchange(key, await self._open(key), message, max_bytes)
+
+    async def _open(self, key: tuple[str, int]) -> Conn:
+        return await asyncio.open_connection(*key)
+
+    async def _exchange(
+        self, key: tuple[str, int], conn: Conn, message: bytes, max_bytes: int
+    ) -> OutboundResponse | None:
+        reader, writer = conn
+        try:
+            writer.write(message)
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = _CONTENT_LENGTH.search(head)
+            if match is None:
+                writer.close()
+                return None
+            body = await reader.readexactly(int(match.group(1)))
+        except BaseException:
+            writer.close()
+            raise
+        pairs = [line.split(":", 1) for line in head.decode("latin-1").split("\r\n")[1:] if line]
+        found = httpx.Headers([(k.strip(), v.strip()) for k, v in pairs])
+        if found.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle[key].append(conn)
+        return OutboundResponse(
+            status_code=int(head[9:12]),
+            headers=found,
+            body=body[:max_bytes],
+            truncated=len(body) > max_bytes,
+        )
+
+
+def _use_lean_http() -> None:
+    lean = _LeanHttp()
+    stock = OutboundGuard.request
+
+    async def request(
+        self: OutboundGuard,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        headers: Any,
+        content: bytes,
+        time_limit: float,
+        max_response_bytes: int,
+    ) -> OutboundResponse:
+        await self.check_url(url)
+        try:
+            async with asyncio.timeout(time_limit):
+                done = await lean.request(method, url, headers, content, max_response_bytes)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        if done is not None:
+            return done
+        return await stock(
+            self,
+            client,
+            method,
+            url,
+            headers=headers,
+            content=content,
+            time_limit=time_limit,
+            max_response_bytes=max_response_bytes,
+        )
+
+    OutboundGuard.request = request
 
 
 class _RandomBuffer:
@@ -170,6 +286,8 @@ def apply_experiments(names: list[str], runtime: Any = None) -> None:
                     super().__init__(*args, **kwargs)
 
             httpx.AsyncClient = LimitedClient
+        if "lean-http" in names:
+            _use_lean_http()
         if "buffered-ids" in names:
             randoms = _RandomBuffer()
 
