@@ -943,6 +943,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink_process(Path(tmp)) as sink,
     ):
         work = Path(tmp)
+        digest = snapshot_source(work)
+        results["machine"]["source"] += f"; servers ran a copy of src/relaybox (sha256 {digest})"
         for variant in variants:
             if not args.skip_wrk:
                 print(f"closed loop (wrk), {variant.name} ...", flush=True)

@@ -1,7 +1,7 @@
 """Run a Relaybox server for benchmarking, in-process, exactly as ``relaybox serve`` runs it.
 
 The app is built with ``relaybox.bootstrap.build`` and served by uvicorn with the same options
-as the CLI (uvloop, httptools, no access log). Two routes are added for the benchmark:
+as the CLI (uvloop, httptools, no access log). Three routes are added for the benchmark:
 
 ``POST /bench/noop``
     The reference endpoint: the same middleware, router and auth dependency
@@ -30,6 +30,7 @@ server. Experiments:
     ``relaybox.ids.courier_id`` draws its 12 random bytes from a 4 KiB ``os.urandom`` buffer
     instead of one ``getrandom`` call per id. Same CSPRNG; what changes is that ``os.urandom``
     releases the GIL, and taking it back from the busy SQLite writer thread stalls the loop.
+    (Moot since d8936f9, where ids come from a seeded PRNG.)
 ``lean-http``
     Plain-http webhook requests bypass httpx: after the same ``OutboundGuard.check_url``, they
     go over a minimal HTTP/1.1 keep-alive pool on asyncio streams (Content-Length responses;
