@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relaybox.clock import Clock
-from relaybox.domain import preferences
+from relaybox.domain import preferences, routing
 from relaybox.engine.providers import Configured, ProviderPool
 from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
-from relaybox.providers.base import RenderedMessage
+from relaybox.providers.base import Provider, RenderedMessage
 from relaybox.storage.base import Message, MessageEvent, Store
 from relaybox.templates import render
 
@@ -93,7 +93,7 @@ class Messenger:
             idempotency_key=request.idempotency_key,
         )
         events = [
-            _event(
+            history_event(
                 message,
                 now,
                 "ENQUEUED",
@@ -108,7 +108,7 @@ class Messenger:
             if not request.template:
                 why = "No template given: set template on the step or on the invoke request"
             failed = replace(message, status="UNMAPPED", error=why)
-            return Plan(failed, [*events, _event(message, now, "UNMAPPED", reason=why)])
+            return Plan(failed, [*events, history_event(message, now, "UNMAPPED", reason=why)])
         filtered = await self._filtered(request, message, events, template, now)
         if filtered is not None:
             return filtered
@@ -117,7 +117,7 @@ class Messenger:
         if route is None:
             why = "No channel with both a configured provider and an address in the profile"
             failed = replace(message, status="UNROUTABLE", reason="NO_CHANNELS", error=why)
-            return Plan(failed, [*events, _event(message, now, "UNROUTABLE", reason=why)])
+            return Plan(failed, [*events, history_event(message, now, "UNROUTABLE", reason=why)])
         return self._render(request, message, events, template, profile, route, now)
 
     async def _filtered(
@@ -138,7 +138,9 @@ class Messenger:
         why = f'{request.recipient} opted out of subscription topic "{topic}"'
         reason = preferences.UNSUBSCRIBED
         filtered = replace(message, status=preferences.FILTERED, reason=reason, error=why)
-        return Plan(filtered, [*events, _event(message, now, preferences.FILTERED, reason=why)])
+        return Plan(
+            filtered, [*events, history_event(message, now, preferences.FILTERED, reason=why)]
+        )
 
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)
@@ -158,53 +160,24 @@ class Messenger:
         """Call the provider; never raises for delivery failures (they are outcomes)."""
         assert plan.route is not None
         assert plan.rendered is not None
-        message = plan.message
-        try:
-            result = await plan.route.provider.send(plan.rendered)
-        except DeliveryError as exc:
-            return self.failed(message, now, exc)
-        response = {"provider": plan.route.key, "ts": now, **dict(result.response)}
-        sent = replace(
-            message,
-            status="SENT",
-            sent_at=now,
-            updated_at=now,
-            attempt_state=None,
-            error=None,
-            providers=[*message.providers, response],
+        call = await call_provider(
+            plan.route.provider, plan.rendered, plan.message, now, {"provider": plan.route.key}
         )
-        event = _event(
-            message,
-            now,
-            "SENT",
-            provider=plan.route.key,
-            reference=result.provider_message_id,
-            response=dict(result.response),
-        )
-        return Outcome(sent, [event], delivered=True)
-
-    def failed(self, message: Message, now: float, exc: DeliveryError) -> Outcome:
-        retryable = isinstance(exc, RetryableDeliveryError)
-        response = {"provider": message.provider, "ts": now, "error": exc.message, **exc.response}
-        status = "ROUTED" if retryable else "UNDELIVERABLE"
-        updated = replace(
-            message,
-            status=status,
-            updated_at=now,
-            attempt_state=None,
-            error=exc.message,
+        if call.error is None:
+            return Outcome(call.message, [call.event], delivered=True)
+        retryable = isinstance(call.error, RetryableDeliveryError)
+        failed = replace(
+            call.message,
+            status="ROUTED" if retryable else "UNDELIVERABLE",
             reason=None if retryable else "PROVIDER_ERROR",
-            providers=[*message.providers, response],
         )
-        kind = "RETRYING" if retryable else "UNDELIVERABLE"
-        event = _event(message, now, kind, provider=message.provider, error_message=exc.message)
         return Outcome(
-            updated,
-            [event],
+            failed,
+            [call.event],
             delivered=False,
-            error=exc.message,
+            error=call.error.message,
             retryable=retryable,
-            retry_after=exc.retry_after,
+            retry_after=call.error.retry_after,
         )
 
     async def _template(self, request: SendRequest) -> dict[str, Any] | None:
@@ -264,7 +237,9 @@ class Messenger:
         except ValidationError as exc:
             why = f"Template could not be rendered: {exc.message}"
             failed = replace(message, status="UNDELIVERABLE", reason="FAILED", error=why)
-            return Plan(failed, [*events, _event(message, now, "UNDELIVERABLE", error_message=why)])
+            return Plan(
+                failed, [*events, history_event(message, now, "UNDELIVERABLE", error_message=why)]
+            )
         to = {"email": profile.get("email")} if channel == "email" else {}
         rendered = RenderedMessage(
             message_id=message.id,
@@ -288,7 +263,7 @@ class Messenger:
             content={channel: {**content, "channel_id": route.config.id}},
         )
         more = [
-            _event(
+            history_event(
                 message,
                 now,
                 "ROUTED",
@@ -298,7 +273,7 @@ class Messenger:
             ),
             # The full output (HTML included) is kept once, on the message; the history
             # event records what a reader scans for.
-            _event(
+            history_event(
                 message,
                 now,
                 "RENDERED",
@@ -320,7 +295,74 @@ def _lookup(workspace_id: str, template: str | None) -> SendRequest:
     )
 
 
-def _event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:
+@dataclass(frozen=True)
+class ProviderCall:
+    """One provider call's record: the message with the attempt closed, and its history event.
+
+    On success the message is SENT; on failure its status is left for the caller's routing
+    to decide (retry, fail over, give up), and ``error`` says what went wrong.
+    """
+
+    message: Message
+    event: MessageEvent
+    error: DeliveryError | None = None
+
+
+async def call_provider(
+    provider: Provider,
+    rendered: RenderedMessage,
+    message: Message,
+    now: float,
+    where: Mapping[str, Any],
+) -> ProviderCall:
+    """Call ``provider`` and record the outcome; delivery failures are outcomes, not raised.
+
+    ``where`` (provider key, and channel / integration when known) goes into both the
+    message's provider log entry and the history event.
+    """
+    entry: dict[str, Any] = {**where, "ts": now}
+    try:
+        result = await provider.send(rendered)
+    except DeliveryError as exc:
+        retryable = isinstance(exc, RetryableDeliveryError)
+        entry |= {
+            "status": routing.RETRYABLE if retryable else routing.FAILED,
+            "error": exc.message,
+            **exc.response,
+        }
+        updated = replace(
+            message,
+            attempt_state=None,
+            updated_at=now,
+            error=exc.message,
+            providers=[*message.providers, entry],
+        )
+        kind = "RETRYING" if retryable else "UNDELIVERABLE"
+        event = history_event(message, now, kind, **where, error_message=exc.message)
+        return ProviderCall(updated, event, exc)
+    entry |= {"status": routing.SENT, **dict(result.response)}
+    sent = replace(
+        message,
+        status="SENT",
+        attempt_state=None,
+        sent_at=now,
+        updated_at=now,
+        error=None,
+        reason=None,
+        providers=[*message.providers, entry],
+    )
+    event = history_event(
+        message,
+        now,
+        "SENT",
+        **where,
+        reference=result.provider_message_id,
+        response=dict(result.response),
+    )
+    return ProviderCall(sent, event)
+
+
+def history_event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:
     return MessageEvent(
         message_id=message.id,
         ts=now,

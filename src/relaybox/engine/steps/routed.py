@@ -17,7 +17,7 @@ from typing import Any
 from relaybox.domain import routing, send
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
-from relaybox.engine.messaging import Messenger
+from relaybox.engine.messaging import Messenger, call_provider, history_event
 from relaybox.engine.providers import Configured
 from relaybox.engine.steps.base import Checkpoint, StepResult
 from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
@@ -57,7 +57,7 @@ class RoutedSend:
         base = previous or _new_message(run, message_id, spec, to, now)
         events: list[MessageEvent] = []
         if previous is None:
-            events.append(_event(base, now, "ENQUEUED", recipient=base.recipient))
+            events.append(history_event(base, now, "ENQUEUED", recipient=base.recipient))
         ws = run.workspace_id
         content = await self._content(ws, spec)
         if content is None:
@@ -108,7 +108,7 @@ class RoutedSend:
                 return _fail(index, message, events, now, "UNDELIVERABLE", "FAILED", why)
             if pick.channel not in message.content:
                 events.append(
-                    _event(
+                    history_event(
                         message,
                         now,
                         "RENDERED",
@@ -136,7 +136,7 @@ class RoutedSend:
                 },
             )
             events.append(
-                _event(
+                history_event(
                     message,
                     now,
                     "ROUTED",
@@ -169,8 +169,14 @@ class RoutedSend:
                 recipient=message.recipient,
                 template=spec.get("template"),
             )
-            message, outcome, event = await _call(chosen, pick, attempt, rendered, now)
-            events.append(event)
+            where = {
+                "provider": pick.provider,
+                "integration": pick.integration,
+                "channel": pick.channel,
+            }
+            call = await call_provider(chosen.provider, rendered, attempt, now, where)
+            message, outcome = call.message, call.error
+            events.append(call.event)
             if isinstance(outcome, DeliveryError):
                 tried[pick.integration] = outcome
                 kind = (
@@ -197,65 +203,6 @@ def _why(message: Message) -> str:
     return "All providers failed: " + "; ".join(f"{k}: {v}" for k, v in last.items())
 
 
-async def _call(
-    chosen: Configured,
-    pick: routing.Candidate,
-    attempt: Message,
-    rendered: RenderedMessage,
-    now: float,
-) -> tuple[Message, DeliveryError | None, MessageEvent]:
-    """Call the provider; a delivery failure is an outcome, not an exception."""
-    entry: dict[str, Any] = {
-        "provider": pick.provider,
-        "integration": pick.integration,
-        "channel": pick.channel,
-        "ts": now,
-    }
-    try:
-        result = await chosen.provider.send(rendered)
-    except DeliveryError as exc:
-        retryable = isinstance(exc, RetryableDeliveryError)
-        entry |= {
-            "status": routing.RETRYABLE if retryable else routing.FAILED,
-            "error": exc.message,
-            **exc.response,
-        }
-        updated = replace(
-            attempt, attempt_state=None, error=exc.message, providers=[*attempt.providers, entry]
-        )
-        event = _event(
-            attempt,
-            now,
-            "RETRYING" if retryable else "UNDELIVERABLE",
-            channel=pick.channel,
-            provider=pick.provider,
-            integration=pick.integration,
-            error_message=exc.message,
-        )
-        return updated, exc, event
-    entry |= {"status": routing.SENT, **dict(result.response)}
-    sent = replace(
-        attempt,
-        status="SENT",
-        attempt_state=None,
-        sent_at=now,
-        error=None,
-        reason=None,
-        providers=[*attempt.providers, entry],
-    )
-    event = _event(
-        attempt,
-        now,
-        "SENT",
-        channel=pick.channel,
-        provider=pick.provider,
-        integration=pick.integration,
-        reference=result.provider_message_id,
-        response=dict(result.response),
-    )
-    return sent, None, event
-
-
 def _simulate(
     attempt: Message, pick: routing.Candidate, now: float
 ) -> tuple[Message, MessageEvent]:
@@ -273,7 +220,7 @@ def _simulate(
         error=None,
         providers=[*attempt.providers, entry],
     )
-    event = _event(
+    event = history_event(
         attempt,
         now,
         "SIMULATED",
@@ -298,7 +245,7 @@ def _fail(
     )
     # Courier's history items: UNDELIVERABLE carries error_message, UNMAPPED/UNROUTABLE reason.
     detail = {"error_message": why} if status == "UNDELIVERABLE" else {"reason": why}
-    event = _event(message, now, status, **detail)
+    event = history_event(message, now, status, **detail)
     result = StepFailed(index, why, retryable=False, message_id=message.id)
     return StepResult(result, [failed], [*events, event])
 
@@ -356,12 +303,3 @@ def _variables(
 def _address(channel: str, profile: Mapping[str, Any]) -> dict[str, Any]:
     field = routing.ADDRESS_FIELDS.get(channel)
     return {} if field is None else {field: profile.get(field)}
-
-
-def _event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:
-    return MessageEvent(
-        message_id=message.id,
-        ts=now,
-        type=kind,
-        detail={k: v for k, v in detail.items() if v is not None},
-    )
