@@ -249,6 +249,7 @@ class Messenger:
             subject=out.subject,
             text=out.text,
             html=out.html,
+            parts=out.parts,
             profile=profile,
             data=request.data,
             recipient=request.recipient,

@@ -29,6 +29,8 @@ class RenderedMessage:
     data: Mapping[str, Any] = field(default_factory=dict)
     recipient: str | None = None
     template: str | None = None
+    #: Channel-specific rendered parts (``templates.render.RenderedContent.parts``).
+    parts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

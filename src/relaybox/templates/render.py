@@ -18,7 +18,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import CodeType
 from typing import Any
@@ -48,6 +48,9 @@ class RenderedContent:
     subject: str | None
     text: str
     html: str | None
+    #: Channel-specific rendered parts beyond subject/text/html, e.g. push ``title``/``body``,
+    #: chat ``blocks``, webhook ``payload``; providers read what their channel defines.
+    parts: Mapping[str, Any] = field(default_factory=dict)
 
 
 def render(

@@ -164,6 +164,7 @@ class RoutedSend:
                 subject=out.subject,
                 text=out.text,
                 html=out.html,
+                parts=out.parts,
                 profile=profile,
                 data=data,
                 recipient=message.recipient,
