@@ -11,10 +11,10 @@ honouring Retry-After) instead of sleeping in a coroutine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from relaybox.domain import routing, send
+from relaybox.domain import preferences, routing, send
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine.messaging import Messenger, call_provider, history_event
@@ -26,16 +26,30 @@ from relaybox.storage.base import Message, MessageEvent
 from relaybox.templates import render
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """What one send step sends: a Courier ``message`` and what the run supplies around it."""
+
+    #: Courier's message object (``to`` a single recipient, ``template`` or ``content``, …).
+    message: Mapping[str, Any]
+    #: Profile values sent with the request; the recipient's own ``to`` fields win over them,
+    #: and both win over the stored profile.
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    #: Template data the run supplies; the recipient's and the message's data win over it.
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: The message's idempotency key, which providers' keys derive from (default: its id).
+    idempotency_key: str | None = None
+
+
 class RoutedSend:
     def __init__(self, *, messenger: Messenger) -> None:
         self._messenger = messenger
 
-    async def _content(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Inline content, else the published template's content (None: unknown template)."""
+    async def _template(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Inline content as a template, else the published template (None: unknown)."""
         if spec.get("content") is not None:
-            return dict(spec["content"])
-        template = await self._messenger.template_for(ws, spec.get("template"))
-        return None if template is None else dict(template.get("content") or {})
+            return {"content": dict(spec["content"])}
+        return await self._messenger.template_for(ws, spec.get("template"))
 
     async def execute(
         self,
@@ -43,31 +57,45 @@ class RoutedSend:
         index: int,
         now: float,
         checkpoint: Checkpoint,
+        outgoing: Outgoing,
         *,
         message_id: str,
         previous: Message | None,
     ) -> StepResult:
-        spec: Mapping[str, Any] = run.steps_def[index].get("message") or {}
-        to = dict(spec.get("to") or {}) if isinstance(spec.get("to"), dict) else {}
-        supplied: dict[str, Any] = {}
-        if send.recipient_id(to) is None and run.context.recipient:
-            # An automation step without its own recipient sends to the run's recipient.
-            to["user_id"] = run.context.recipient
-            supplied = dict(run.context.profile)
-        base = previous or _new_message(run, message_id, spec, to, now)
+        spec = outgoing.message
+        to: Mapping[str, Any] = spec.get("to") or {}
+        # Template data: the run's (automation steps), then the recipient's, then the message's.
+        data = {**outgoing.data, **(to.get("data") or {}), **(spec.get("data") or {})}
+        base = previous or _new_message(run, message_id, outgoing, now)
         events: list[MessageEvent] = []
         if previous is None:
-            events.append(history_event(base, now, "ENQUEUED", recipient=base.recipient))
+            events.append(
+                history_event(
+                    base,
+                    now,
+                    "ENQUEUED",
+                    recipient=base.recipient,
+                    data=data,
+                    profile=dict(outgoing.profile) or None,
+                )
+            )
         ws = run.workspace_id
-        content = await self._content(ws, spec)
-        if content is None:
+        template = await self._template(ws, spec)
+        if template is None:
             why = f'Notification template "{spec.get("template")}" not found or not published'
+            if not spec.get("template"):
+                why = "No template given: set template on the step or on the invoke request"
             return _fail(index, base, events, now, "UNMAPPED", None, why)
+        content = dict(template.get("content") or {})
+        user_id = to.get("user_id")
+        topic = await self._messenger.opted_out_topic(ws, user_id, template)
+        if topic is not None:
+            return _filtered(
+                index, base, events, now, f'{user_id} opted out of subscription topic "{topic}"'
+            )
         profile = await self._messenger.profile_for(
-            ws, to.get("user_id"), {**supplied, **send.supplied_profile(to)}
+            ws, user_id, {**outgoing.profile, **send.supplied_profile(to)}
         )
-        # Template data: the run's (automation steps), then the recipient's, then the message's.
-        data = {**run.context.data, **(to.get("data") or {}), **(spec.get("data") or {})}
         configured = {c.config.id: c for c in await self._messenger.providers_for(ws)}
         route = spec.get("routing") or send.DEFAULT_ROUTING
         groups = routing.build_groups(
@@ -106,17 +134,6 @@ class RoutedSend:
             except ValidationError as exc:
                 why = f"Template could not be rendered: {exc.message}"
                 return _fail(index, message, events, now, "UNDELIVERABLE", "FAILED", why)
-            if pick.channel not in message.content:
-                events.append(
-                    history_event(
-                        message,
-                        now,
-                        "RENDERED",
-                        channel=pick.channel,
-                        provider=pick.provider,
-                        output={"subject": out.subject, "text": out.text},
-                    )
-                )
             attempt = replace(
                 message,
                 status="ROUTED",
@@ -144,6 +161,18 @@ class RoutedSend:
                     provider=pick.provider,
                     integration=pick.integration,
                     attempt=attempt.attempts,
+                ),
+            )
+            # The full output (HTML included) is kept once, on the message; the history
+            # event records what a reader scans for.
+            events.append(
+                history_event(
+                    message,
+                    now,
+                    "RENDERED",
+                    channel=pick.channel,
+                    provider=pick.provider,
+                    output={"subject": out.subject, "text": out.text},
                 )
             )
             if spec.get("simulated"):
@@ -157,8 +186,7 @@ class RoutedSend:
             events = []
             rendered = RenderedMessage(
                 message_id=message.id,
-                # Stable per (message, provider): retries of this provider can be deduplicated.
-                idempotency_key=f"{message.id}/{pick.integration}",
+                idempotency_key=_provider_key(message, pick, groups),
                 channel=pick.channel,
                 to=_address(pick.channel, profile),
                 subject=out.subject,
@@ -190,18 +218,22 @@ class RoutedSend:
             attempts.append(routing.Attempt(pick.integration, kind))
         if routing.delivered(attempts):
             return StepResult(StepSucceeded(index, message_id=message_id), [message], events)
-        return _fail(index, message, events, now, "UNDELIVERABLE", "PROVIDER_ERROR", _why(message))
+        why, errors = _why(message)
+        # The step's error is the provider's own when only one was tried.
+        alone = next(iter(errors.values())) if len(errors) == 1 else why
+        return _fail(index, message, events, now, "UNDELIVERABLE", "PROVIDER_ERROR", why, alone)
 
 
-def _why(message: Message) -> str:
-    """Each provider's last error, from every execution (not only this one)."""
+def _why(message: Message) -> tuple[str, dict[str, str]]:
+    """Each provider's last error, from every execution (not only this one): a summary and
+    the errors by provider."""
     last: dict[str, str] = {}
     for entry in message.providers:
         if entry.get("integration") and entry.get("error"):
             last[f"{entry.get('provider')} ({entry['integration']})"] = str(entry["error"])
     if not last:
-        return "All providers failed"
-    return "All providers failed: " + "; ".join(f"{k}: {v}" for k, v in last.items())
+        return "All providers failed", last
+    return "All providers failed: " + "; ".join(f"{k}: {v}" for k, v in last.items()), last
 
 
 def _simulate(
@@ -240,6 +272,7 @@ def _fail(
     status: str,
     reason: str | None,
     why: str,
+    step_error: str | None = None,
 ) -> StepResult:
     failed = replace(
         message, status=status, reason=reason, error=why, updated_at=now, attempt_state=None
@@ -247,14 +280,46 @@ def _fail(
     # Courier's history items: UNDELIVERABLE carries error_message, UNMAPPED/UNROUTABLE reason.
     detail = {"error_message": why} if status == "UNDELIVERABLE" else {"reason": why}
     event = history_event(message, now, status, **detail)
-    result = StepFailed(index, why, retryable=False, message_id=message.id)
+    result = StepFailed(index, step_error or why, retryable=False, message_id=message.id)
     return StepResult(result, [failed], [*events, event])
 
 
-def _new_message(
-    run: Run, message_id: str, spec: Mapping[str, Any], to: Mapping[str, Any], now: float
-) -> Message:
-    """The message of an automation step that carries ``message`` (POST /send pre-creates it)."""
+def _provider_key(
+    message: Message, pick: routing.Candidate, groups: list[list[routing.Candidate]]
+) -> str:
+    """The idempotency key ``pick`` receives: stable per (message, provider).
+
+    The route's first provider gets the message's own key, so a plain send carries exactly
+    that key (``<run>/<step>`` for an automation step, or the user's ``idempotency_key``);
+    any other provider gets it suffixed with its configuration id, so two integrations that
+    share a downstream (two webhooks to one receiver) are not deduplicated against each other.
+    """
+    key = message.idempotency_key or message.id
+    if groups and groups[0] and groups[0][0].integration == pick.integration:
+        return key
+    return f"{key}/{pick.integration}"
+
+
+def _filtered(
+    index: int, message: Message, events: list[MessageEvent], now: float, why: str
+) -> StepResult:
+    """The recipient opted out: nothing to deliver, and nothing went wrong."""
+    filtered = replace(
+        message,
+        status=preferences.FILTERED,
+        reason=preferences.UNSUBSCRIBED,
+        error=why,
+        updated_at=now,
+    )
+    event = history_event(message, now, preferences.FILTERED, reason=why)
+    done = StepSucceeded(index, message_id=message.id)
+    return StepResult(done, [filtered], [*events, event])
+
+
+def _new_message(run: Run, message_id: str, outgoing: Outgoing, now: float) -> Message:
+    """The message of a send step (POST /send pre-creates it)."""
+    spec = outgoing.message
+    to = spec.get("to") or {}
     template = spec.get("template")
     return Message(
         workspace_id=run.workspace_id,
@@ -266,7 +331,7 @@ def _new_message(
         notification=template,
         event=template,
         run_id=run.id,
-        idempotency_key=message_id,
+        idempotency_key=outgoing.idempotency_key or message_id,
     )
 
 

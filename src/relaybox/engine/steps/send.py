@@ -1,4 +1,10 @@
-"""The ``send`` step: plan a message, record the attempt durably, call the provider."""
+"""The ``send`` step, in both of Courier's forms, executed by one pipeline (``RoutedSend``).
+
+The legacy form (``template`` / ``recipient`` / ``profile`` / ``data`` / ``brand``, defaulting
+from the run context) is turned into the equivalent Courier ``message`` here; the ``message``
+form (POST /send, or a step written that way) is taken as it is. A send cut off mid-call by a
+crash is resolved here too, before anything is routed again.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,12 @@ from dataclasses import replace
 from typing import Any
 
 from relaybox import ids
-from relaybox.domain.preferences import FILTERED
+from relaybox.domain import send
 from relaybox.domain.run import Run
-from relaybox.domain.transitions import StepFailed, StepSucceeded
-from relaybox.engine.messaging import Messenger, Outcome, SendRequest
+from relaybox.domain.transitions import StepSucceeded
+from relaybox.engine.messaging import Messenger
 from relaybox.engine.steps.base import Checkpoint, StepResult
-from relaybox.engine.steps.routed import RoutedSend
+from relaybox.engine.steps.routed import Outgoing, RoutedSend
 from relaybox.storage.base import Message, MessageEvent, Store
 
 
@@ -20,7 +26,23 @@ def idempotency_key(run: Run, index: int) -> str:
     return f"{run.id}/{index}"
 
 
-def request_for(run: Run, index: int, message_id: str) -> SendRequest:
+def outgoing(run: Run, index: int) -> Outgoing:
+    """What step ``index`` sends, with what the run supplies around it."""
+    spec = run.steps_def[index]
+    ctx = run.context
+    if isinstance(spec.get("message"), dict):
+        message = dict(spec["message"])
+        to = dict(message["to"]) if isinstance(message.get("to"), dict) else {}
+        profile: dict[str, Any] = {}
+        if send.recipient_id(to) is None and ctx.recipient:
+            # An automation step without its own recipient sends to the run's recipient.
+            to["user_id"] = ctx.recipient
+            profile = dict(ctx.profile)
+        return Outgoing({**message, "to": to}, profile=profile, data=dict(ctx.data))
+    return _legacy(run, index)
+
+
+def _legacy(run: Run, index: int) -> Outgoing:
     spec = run.steps_def[index]
     ctx = run.context
     data: dict[str, Any] = {**ctx.data, **(spec.get("data") or {})}
@@ -28,16 +50,17 @@ def request_for(run: Run, index: int, message_id: str) -> SendRequest:
     # The run's profile belongs to the run's recipient; a step addressed to someone else
     # must not inherit (and send to) the run recipient's email address.
     inherited = ctx.profile if spec.get("recipient") in (None, ctx.recipient) else {}
-    return SendRequest(
-        workspace_id=run.workspace_id,
-        message_id=message_id,
-        idempotency_key=idempotency_key(run, index),
-        recipient=recipient,
-        template=spec.get("template") or ctx.template,
-        data=data,
+    message = {
+        "to": {"user_id": recipient} if recipient else {},
+        "template": spec.get("template") or ctx.template,
+        "data": data,
+        "brand_id": spec.get("brand") or ctx.brand,
+    }
+    return Outgoing(
+        message,
+        # The whole profile, not only the address fields a /send recipient may carry.
         profile={**inherited, **(spec.get("profile") or {})},
-        brand=spec.get("brand") or ctx.brand,
-        run_id=run.id,
+        idempotency_key=idempotency_key(run, index),
     )
 
 
@@ -63,33 +86,15 @@ class SendStep:
             if interrupted is not None:
                 return interrupted
         message_id = step.message_id or ids.courier_id(now)
-        if isinstance(run.steps_def[index].get("message"), dict):
-            # A full Courier message (POST /send, or a send step written that way).
-            return await self._routed.execute(
-                run, index, now, checkpoint, message_id=message_id, previous=previous
-            )
-        plan = await self._messenger.plan(request_for(run, index, message_id), now)
-        if plan.message.status == FILTERED:
-            # The recipient opted out: nothing to deliver, and nothing went wrong.
-            done = StepSucceeded(index, message_id=message_id)
-            return StepResult(done, [plan.message], plan.events)
-        if plan.route is None:
-            error = plan.message.error or plan.message.status
-            failed = StepFailed(index, error, retryable=False, message_id=message_id)
-            return StepResult(failed, [plan.message], plan.events)
-        attempt = replace(
-            plan.message,
-            attempts=(previous.attempts if previous else 0) + 1,
-            attempt_state="in_flight",
-            providers=previous.providers if previous else [],
-            enqueued_at=previous.enqueued_at if previous else now,
+        return await self._routed.execute(
+            run,
+            index,
+            now,
+            checkpoint,
+            outgoing(run, index),
+            message_id=message_id,
+            previous=previous,
         )
-        events = plan.events if previous is None else plan.events[1:]
-        # The attempt is on disk before the provider sees the message: after a crash the
-        # next worker knows a call may have happened and does not blindly repeat it.
-        await checkpoint(run.with_step(replace(step, message_id=message_id)), [attempt], events)
-        outcome = await self._messenger.deliver(replace(plan, message=attempt), now)
-        return _result(index, outcome)
 
     async def _interrupted(self, message: Message, index: int, now: float) -> StepResult | None:
         """A previous attempt was cut off mid-call; decide whether repeating it is safe."""
@@ -110,17 +115,3 @@ class SendStep:
         return any(
             c.key == message.provider and c.provider.supports_idempotency for c in configured
         )
-
-
-def _result(index: int, outcome: Outcome) -> StepResult:
-    if outcome.delivered:
-        event: StepSucceeded | StepFailed = StepSucceeded(index, message_id=outcome.message.id)
-    else:
-        event = StepFailed(
-            index,
-            outcome.error or "delivery failed",
-            retryable=outcome.retryable,
-            retry_after=outcome.retry_after,
-            message_id=outcome.message.id,
-        )
-    return StepResult(event, [outcome.message], outcome.events)
