@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from fastapi import FastAPI
@@ -29,6 +29,7 @@ from relaybox.engine.steps.throttle import ThrottleStep
 from relaybox.errors import ValidationError
 from relaybox.providers import registry
 from relaybox.providers.outbound import OutboundGuard
+from relaybox.providers.secrets import SecretBox, server_keys
 from relaybox.scheduler.timers import TimerLoop
 from relaybox.services.automations import AutomationService
 from relaybox.services.container import Services
@@ -73,12 +74,21 @@ class Runtime:
     pool: ProviderPool
     http: httpx.AsyncClient
     app: FastAPI
+    #: Encrypts provider secrets; its keys are installed once the store is open.
+    secrets: SecretBox = field(default_factory=SecretBox)
     #: Called once started, with the key created on this start (if none existed), so the
     #: CLI can print it exactly once.
     on_started: Callable[[str | None], None] | None = None
 
     async def start(self) -> None:
         await self.store.open(migrate=self.settings.migrate)
+        now = self.services.clock.now()
+        self.secrets.install(
+            await server_keys(
+                self.settings.secret_key,
+                lambda name, candidate: self.store.server_secret(name, candidate, now),
+            )
+        )
         if self.settings.api_key:
             await self.services.keys.register(self.settings.api_key, DEFAULT_WORKSPACE)
         created = None
@@ -114,7 +124,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     http = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits)
     guard = OutboundGuard(allow=settings.outbound_allow)
-    factory = functools.partial(registry.build_provider, http_client=http, guard=guard)
+    box = SecretBox()
+    catalog = registry.Catalog(box)
+    factory = functools.partial(catalog.build, http_client=http, guard=guard)
     pool = ProviderPool(store=store, factory=factory, clock=clock)
     messenger = Messenger(store=store, providers=pool, clock=clock)
     engine = None
@@ -154,7 +166,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             validate_content=validate_content,
             on_change=messenger.forget_templates,
         ),
-        providers=ProviderService(store=store, clock=clock, catalog=registry, pool=pool),
+        providers=ProviderService(store=store, clock=clock, catalog=catalog, pool=pool),
         profiles=ProfileService(store=store, clock=clock),
         lists=ListService(store=store, clock=clock),
         preferences=PreferenceService(store=store, clock=clock),
@@ -170,6 +182,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         pool=pool,
         http=http,
         app=FastAPI(),
+        secrets=box,
     )
     runtime.app = create_app(
         services,

@@ -23,6 +23,7 @@ ADDRESS_FIELDS: Mapping[str, str | None] = {
     "email": "email",
     "sms": "phone_number",
     "push": "push_token",
+    "chat": "slack",
     "webhook": None,
 }
 
@@ -41,6 +42,9 @@ class Candidate:
     integration: str
     #: The provider kind ("smtp", "webhook").
     provider: str
+    #: The provider's own verdict on whether the profile addresses it (a Slack webhook needs
+    #: no address, FCM reads ``firebaseToken``); None: the channel's ADDRESS_FIELDS decide.
+    addressed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,12 @@ def reachable(channel: str, profile: Mapping[str, object]) -> bool:
         return False
     field = ADDRESS_FIELDS[channel]
     return field is None or bool(profile.get(field))
+
+
+def _addressed(candidate: Candidate, profile: Mapping[str, object]) -> bool:
+    if candidate.addressed is not None:
+        return candidate.addressed
+    return reachable(candidate.channel, profile)
 
 
 def build_groups(
@@ -80,7 +90,7 @@ def build_groups(
             members = _channel_candidates(entry, configured, channel_providers.get(entry))
         else:
             members = [c for c in configured if c.provider == entry]
-        members = [c for c in members if reachable(c.channel, profile)]
+        members = [c for c in members if _addressed(c, profile)]
         members = [c for c in members if c.integration not in seen]
         seen.update(c.integration for c in members)
         if members:

@@ -63,6 +63,14 @@ class Provider(Protocol):
         """Release connections."""
         ...
 
+    # Optional (looked up with getattr, so providers without it keep working):
+    #
+    #     def reachable(self, profile: Mapping[str, Any]) -> bool
+    #
+    # whether ``profile`` gives this provider an address (FCM: ``firebaseToken``; a Slack
+    # webhook or an apprise URL: always). Without it the channel's profile field decides
+    # (``domain.routing.ADDRESS_FIELDS``).
+
 
 class ProviderFactory(Protocol):
     def __call__(self, provider_key: str, settings: Mapping[str, Any]) -> Provider:

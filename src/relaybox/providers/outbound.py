@@ -157,10 +157,18 @@ class OutboundGuard:
         host = _normalise_host(parts.hostname or "")
         if not host:
             raise ValidationError(f"URL {url!r} has no host")
+        await self.check_host(host, port if port is not None else 443 if scheme == "https" else 80)
+
+    async def check_host(self, host: str, port: int) -> None:
+        """Raise ValidationError unless ``host`` may be reached (any protocol, e.g. SMTP).
+
+        Raises:
+            UnresolvableHost: the host does not resolve.
+            ValidationError: the host resolves to a non-public address not allow-listed.
+        """
+        host = _normalise_host(host)
         if host in self._allow_hosts:
             return
-        if port is None:
-            port = 443 if scheme == "https" else 80
         for ip in sorted(await self._resolve(host, port), key=str):
             reason = _non_public_reason(ip)
             if reason is not None and not self._ip_allowed(ip):

@@ -8,29 +8,54 @@ naming the field) and ``mask_settings`` when reading back. The composition root 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from relaybox.errors import ValidationError
-from relaybox.providers.base import Provider
+from relaybox.errors import PermanentDeliveryError, ValidationError
+from relaybox.providers.apn import ApnProvider, ApnSettings
+from relaybox.providers.apprise_bridge import AppriseProvider, AppriseSettings
+from relaybox.providers.base import DeliveryResult, Provider, RenderedMessage
+from relaybox.providers.fcm import FcmProvider, FcmSettings
 from relaybox.providers.outbound import OutboundGuard
+from relaybox.providers.secrets import SecretBox
+from relaybox.providers.slack import SlackProvider, SlackSettings
 from relaybox.providers.smtp import SmtpProvider, SmtpSettings
+from relaybox.providers.twilio import TwilioProvider, TwilioSettings
 from relaybox.providers.webhook import WebhookProvider, WebhookSettings
 
 _CHANNELS: Mapping[str, str] = {
     SmtpProvider.key: SmtpProvider.channel,
     WebhookProvider.key: WebhookProvider.channel,
+    TwilioProvider.key: TwilioProvider.channel,
+    SlackProvider.key: SlackProvider.channel,
+    FcmProvider.key: FcmProvider.channel,
+    ApnProvider.key: ApnProvider.channel,
+    # The default; an apprise configuration names its own channel in its settings.
+    AppriseProvider.key: "push",
 }
 KNOWN_PROVIDERS = tuple(sorted(_CHANNELS))
 
-#: Settings fields that hold credentials; never echoed back by the API.
+#: Settings fields that hold credentials: encrypted at rest, never echoed back by the API.
 SECRET_FIELDS: Mapping[str, frozenset[str]] = {
     "smtp": frozenset({"password"}),
     "webhook": frozenset({"secret"}),
+    "twilio": frozenset({"auth_token"}),
+    "slack": frozenset({"webhook_url", "token"}),
+    "fcm": frozenset({"service_account"}),
+    "apn": frozenset({"private_key"}),
+    "apprise": frozenset({"urls"}),
 }
 MASK = "********"
+
+_API_SETTINGS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
+    TwilioProvider.key: TwilioSettings.parse,
+    SlackProvider.key: SlackSettings.parse,
+    FcmProvider.key: FcmSettings.parse,
+    ApnProvider.key: ApnSettings.parse,
+    AppriseProvider.key: AppriseSettings.parse,
+}
 
 
 def _unknown(provider_key: str) -> ValidationError:
@@ -64,6 +89,8 @@ def validate_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[st
         return SmtpSettings.parse(settings).as_dict()
     if provider_key == WebhookProvider.key:
         return WebhookSettings.parse(settings).as_dict()
+    if provider_key in _API_SETTINGS:
+        return dict(_API_SETTINGS[provider_key](settings).as_dict())
     raise _unknown(provider_key)
 
 
@@ -98,4 +125,88 @@ def build_provider(
         return SmtpProvider(SmtpSettings.parse(settings))
     if provider_key == WebhookProvider.key:
         return WebhookProvider(WebhookSettings.parse(settings), client=http_client, guard=guard)
+    if provider_key == TwilioProvider.key:
+        return TwilioProvider(TwilioSettings.parse(settings), client=http_client, guard=guard)
+    if provider_key == SlackProvider.key:
+        return SlackProvider(SlackSettings.parse(settings), client=http_client, guard=guard)
+    if provider_key == FcmProvider.key:
+        return FcmProvider(FcmSettings.parse(settings), client=http_client, guard=guard)
+    if provider_key == ApnProvider.key:
+        return ApnProvider(ApnSettings.parse(settings), guard=guard)
+    if provider_key == AppriseProvider.key:
+        return AppriseProvider(AppriseSettings.parse(settings), guard=guard)
     raise _unknown(provider_key)
+
+
+class Catalog:
+    """The provider catalog the /providers service and the provider pool use, with secrets
+    sealed by ``box`` (see ``providers.secrets``) on the way into storage and opened on the
+    way out to a provider."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+
+    def validate_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return validate_settings(provider_key, settings)
+
+    def mask_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return mask_settings(provider_key, settings)
+
+    def secret_fields(self, provider_key: str) -> frozenset[str]:
+        return SECRET_FIELDS.get(provider_key, frozenset())
+
+    def seal_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` with every secret field encrypted, ready to store."""
+        secret = self.secret_fields(provider_key)
+        return {k: self._box.seal(v) if k in secret else v for k, v in settings.items()}
+
+    def open_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Stored ``settings`` with sealed values decrypted; plaintext (older rows) as is.
+
+        Raises:
+            UndecryptableSecret: a value was sealed with a key this server lacks.
+        """
+        return {k: self._box.open(v) for k, v in settings.items()}
+
+    def build(
+        self,
+        provider_key: str,
+        settings: Mapping[str, Any],
+        *,
+        http_client: httpx.AsyncClient,
+        guard: OutboundGuard,
+    ) -> Provider:
+        """``build_provider`` over the opened settings.
+
+        A configuration that cannot be built (its secret sealed with a lost key, or settings
+        stored by another version) becomes a provider that fails every send permanently with
+        the reason, so it shows in the message history and the workspace's other providers
+        keep working.
+        """
+        try:
+            opened = self.open_settings(provider_key, _check_mapping(settings))
+            return build_provider(provider_key, opened, http_client=http_client, guard=guard)
+        except ValidationError as exc:
+            channel = settings.get("channel") if provider_key == AppriseProvider.key else None
+            return Unavailable(
+                key=provider_key,
+                channel=str(channel or _CHANNELS.get(provider_key, "")),
+                reason=exc.message,
+            )
+
+
+class Unavailable:
+    """Stands in for a provider whose stored configuration cannot be used."""
+
+    supports_idempotency = False
+
+    def __init__(self, *, key: str, channel: str, reason: str) -> None:
+        self.key = key
+        self.channel = channel
+        self.reason = reason
+
+    async def send(self, message: RenderedMessage) -> DeliveryResult:
+        raise PermanentDeliveryError(f"{self.key} provider is misconfigured: {self.reason}")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

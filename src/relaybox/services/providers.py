@@ -1,4 +1,9 @@
-"""Provider configurations through Courier's /providers API; secrets never leave in full."""
+"""Provider configurations through Courier's /providers API; secrets never leave in full.
+
+Secret settings are sealed (encrypted) by the catalog before they are stored. A secret sent
+back as the mask the API shows (``********``, e.g. a client that reads a configuration,
+changes its title and PUTs it back) keeps the stored secret instead of replacing it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from relaybox.engine.providers import PROVIDER_KIND, ProviderPool
 from relaybox.errors import NotFound, ValidationError
 from relaybox.storage.base import Resource, Store
 
+#: What the API shows instead of a secret (``providers.registry.MASK``).
+MASK = "********"
+
 
 class ProviderCatalog(Protocol):
     """What the API needs to know about provider kinds (implemented by providers.registry)."""
@@ -21,6 +29,12 @@ class ProviderCatalog(Protocol):
     ) -> dict[str, Any]: ...
 
     def mask_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def secret_fields(self, provider_key: str) -> frozenset[str]: ...
+
+    def seal_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def open_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class ProviderService:
@@ -55,7 +69,7 @@ class ProviderService:
         self, workspace_id: str, provider_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         current = await self._get(workspace_id, provider_id)
-        config = self._parse(body)
+        config = self._parse(body, current)
         return await self._save(current, config)
 
     async def patch(
@@ -66,7 +80,7 @@ class ProviderService:
         for name in ("provider", "title", "alias"):
             if name in body:
                 merged[name] = body[name]
-        settings = dict(merged.get("settings") or {})
+        settings = self._stored_settings(current)
         patch = body.get("settings") or {}
         if not isinstance(patch, dict):
             raise ValidationError("settings: Expected object")
@@ -76,7 +90,7 @@ class ProviderService:
             else:
                 settings[key] = value
         merged["settings"] = settings
-        return await self._save(current, self._parse(merged))
+        return await self._save(current, self._parse(merged, current))
 
     async def retrieve(self, workspace_id: str, provider_id: str) -> dict[str, Any]:
         return self.present(await self._get(workspace_id, provider_id))
@@ -125,20 +139,38 @@ class ProviderService:
         self._pool.invalidate(current.workspace_id)
         return self.present(saved)
 
+    def _keep_masked(self, key: str, settings: dict[str, Any], current: Resource) -> dict[str, Any]:
+        """``settings`` with secrets sent back as the mask replaced by the stored values."""
+        masked = [name for name in self._catalog.secret_fields(key) if settings.get(name) == MASK]
+        if not masked:
+            return settings
+        stored = self._stored_settings(current)
+        return {**settings, **{name: stored.get(name) for name in masked}}
+
     async def _get(self, workspace_id: str, provider_id: str) -> Resource:
         found = await self._store.get_resource(workspace_id, PROVIDER_KIND, provider_id)
         if found is None:
             raise NotFound(f"Provider configuration {provider_id} not found")
         return found
 
-    def _parse(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _stored_settings(self, resource: Resource) -> dict[str, Any]:
+        config = resource.published or {}
+        return self._catalog.open_settings(
+            str(config.get("provider")), config.get("settings") or {}
+        )
+
+    def _parse(self, body: dict[str, Any], current: Resource | None = None) -> dict[str, Any]:
         key = body.get("provider")
         if not isinstance(key, str) or not key:
             raise ValidationError("provider: Required")
         settings = body.get("settings") or {}
         if not isinstance(settings, dict):
             raise ValidationError("settings: Expected object")
-        normalised = self._catalog.validate_settings(key, settings)
+        if current is not None and (current.published or {}).get("provider") == key:
+            settings = self._keep_masked(key, settings, current)
+        normalised = self._catalog.seal_settings(
+            key, self._catalog.validate_settings(key, settings)
+        )
         title = body.get("title") or "Default Configuration"
         alias = body.get("alias")
         if not isinstance(title, str):

@@ -250,6 +250,13 @@ class Store(Protocol):
 
     async def count_api_keys(self) -> int: ...
 
+    async def server_secret(self, name: str, candidate: str | None, now: float) -> str | None:
+        """The server-wide secret ``name``; with ``candidate``, stores it first if absent.
+
+        Insert-if-absent in one transaction, so processes starting together agree on one value.
+        """
+        ...
+
     # --- versioned configuration -----------------------------------------------------------
     async def put_resource(self, resource: Resource) -> Resource:
         """Create or replace (by workspace, kind, id).

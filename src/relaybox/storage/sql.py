@@ -153,6 +153,21 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         sql = self.q("SELECT COUNT(*) FROM api_keys")
         return int(await self._read(lambda c: scalar(c.execute(sql).fetchone())))
 
+    async def server_secret(self, name: str, candidate: str | None, now: float) -> str | None:
+        insert = self.q(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING"
+        )
+        select = self.q("SELECT value FROM server_secrets WHERE name = ?")
+
+        def write(c: Connection) -> str | None:
+            if candidate is not None:
+                c.execute(insert, (name, candidate, now))
+            found = scalar(c.execute(select, (name,)).fetchone())
+            return None if found is None else str(found)
+
+        return await self._writer.submit(write)
+
     # --- versioned configuration -----------------------------------------------------------
 
     async def put_resource(self, resource: Resource) -> Resource:

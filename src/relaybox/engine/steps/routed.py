@@ -101,7 +101,7 @@ class RoutedSend:
         groups = routing.build_groups(
             method=str(route.get("method") or "single"),
             entries=list(route.get("channels") or []),
-            configured=[_candidate(c) for c in configured.values()],
+            configured=[_candidate(c, profile) for c in configured.values()],
             profile=profile,
             channel_providers={
                 name: ch.get("providers") or [] for name, ch in (spec.get("channels") or {}).items()
@@ -335,11 +335,14 @@ def _new_message(run: Run, message_id: str, outgoing: Outgoing, now: float) -> M
     )
 
 
-def _candidate(configured: Configured) -> routing.Candidate:
+def _candidate(configured: Configured, profile: Mapping[str, Any]) -> routing.Candidate:
+    # Optional on providers: whether this profile gives them an address (see Provider).
+    check = getattr(configured.provider, "reachable", None)
     return routing.Candidate(
         channel=configured.provider.channel,
         integration=configured.config.id,
         provider=configured.key,
+        addressed=None if check is None else bool(check(profile)),
     )
 
 

@@ -1,0 +1,98 @@
+"""One outbound HTTP exchange for the API providers, with transport failures mapped once.
+
+Every call goes through ``OutboundGuard.request`` (base URLs and token URIs are user input).
+A refused or malformed URL is permanent; DNS failures, timeouts and connection errors are
+retryable, as are 408, 429 and 5xx answers (see ``retryable_status``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
+from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
+from relaybox.providers.webhook import parse_retry_after
+
+MAX_RESPONSE_BYTES = 64 * 1024
+EXCERPT_CHARS = 1024
+
+
+async def exchange(
+    guard: OutboundGuard,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    headers: Mapping[str, str],
+    content: bytes = b"",
+    time_limit: float,
+) -> OutboundResponse:
+    """Send one request; raise the delivery error a transport failure means.
+
+    Raises:
+        RetryableDeliveryError: DNS failure, timeout, connection or protocol error.
+        PermanentDeliveryError: the guard refused the URL, or the URL is malformed.
+    """
+    try:
+        return await guard.request(
+            client,
+            method,
+            url,
+            headers=headers,
+            content=content,
+            time_limit=time_limit,
+            max_response_bytes=MAX_RESPONSE_BYTES,
+        )
+    except UnresolvableHost as exc:
+        raise RetryableDeliveryError(f"{what}: {exc.message}") from exc
+    except ValidationError as exc:
+        raise PermanentDeliveryError(f"{what}: {exc.message}") from exc
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise RetryableDeliveryError(f"{what}: timed out after {time_limit:g} s") from exc
+    except httpx.InvalidURL as exc:
+        raise PermanentDeliveryError(f"{what}: invalid URL: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise RetryableDeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def retryable_status(status: int) -> bool:
+    return status in (408, 429) or 500 <= status < 600
+
+
+def json_body(response: OutboundResponse) -> Any:
+    """The parsed JSON body, or None when it is not (complete) JSON."""
+    if response.truncated:
+        return None
+    try:
+        return json.loads(response.body)
+    except ValueError:
+        return None
+
+
+def summary(response: OutboundResponse) -> dict[str, object]:
+    """What goes into the message's provider log: status and the start of the body."""
+    return {
+        "status": response.status_code,
+        "body": response.body.decode("utf-8", errors="replace")[:EXCERPT_CHARS],
+    }
+
+
+def failure(
+    what: str,
+    response: OutboundResponse,
+    *,
+    retryable: bool,
+    detail: Mapping[str, object] | None = None,
+) -> RetryableDeliveryError | PermanentDeliveryError:
+    """The delivery error for a refused request, honouring Retry-After when retryable."""
+    recorded = {**summary(response), **(detail or {})}
+    if retryable:
+        wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        return RetryableDeliveryError(what, response=recorded, retry_after=wait)
+    return PermanentDeliveryError(what, response=recorded)
