@@ -140,7 +140,11 @@ class AppriseProvider:
             body_format=apprise.NotifyFormat.TEXT,
             timeout=self.settings.timeout,
         )
-        logs = [str(entry.message) for entry in result.logs() if entry.level >= 30]
+        logs = [
+            str(entry.message)
+            for entry in result.logs()
+            if entry.level in ("WARNING", "ERROR", "CRITICAL")
+        ]
         if not result:
             raise _failure(logs)
         return DeliveryResult(response={"services": len(self._plugins), "status": "SUCCESS"})
