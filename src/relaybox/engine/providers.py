@@ -61,13 +61,15 @@ class ProviderPool:
         self._cache.clear()
 
     async def _reload(self, workspace_id: str) -> list[Configured]:
+        # The version, not updated_at: two saves within one clock tick are still two versions.
         previous = {
-            (c.config.id, c.config.updated_at): c for c in self._cache.get(workspace_id, (0, []))[1]
+            (c.config.id, c.config.published_version): c
+            for c in self._cache.get(workspace_id, (0, []))[1]
         }
         configs = await _all_providers(self._store, workspace_id)
         fresh: list[Configured] = []
         for config in configs:
-            kept = previous.pop((config.id, config.updated_at), None)
+            kept = previous.pop((config.id, config.published_version), None)
             if kept is not None:
                 fresh.append(kept)
                 continue
