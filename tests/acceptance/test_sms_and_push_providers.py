@@ -1,0 +1,152 @@
+"""Twilio SMS and FCM push end to end: providers configured and messages sent through the
+official SDK against a real server process, received by real HTTP servers playing Twilio and
+Google (token endpoint + FCM v1)."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from relaybox_harness import Workspace, unique, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from fake_service import FakeService, Received, fake_service  # noqa: E402
+
+SID = "AC00000000000000000000000000000001"
+TOKEN = "acceptance-twilio-token"
+
+
+@pytest.fixture
+def service() -> Iterator[FakeService]:
+    with fake_service() as fake:
+        yield fake
+
+
+def wait_status(ws: Workspace, message_id: str, *statuses: str) -> Any:
+    client = ws.client()
+    return wait_for(
+        lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
+        timeout=20,
+        what=f"message {message_id} in {statuses}",
+    )
+
+
+def test_sms_through_twilio(
+    new_workspace: Callable[[str], Workspace], service: FakeService
+) -> None:
+    """A send to a user whose profile has a phone number reaches Twilio as its API documents."""
+    service.respond = lambda r: (201, {}, {"sid": "SM0123", "status": "queued"})
+    ws = new_workspace("twilio")
+    client = ws.client()
+    created = client.providers.create(
+        provider="twilio",
+        settings={
+            "account_sid": SID,
+            "auth_token": TOKEN,
+            "from_number": "+15005550006",
+            "base_url": service.url,
+        },
+    )
+    assert created.provider == "twilio"
+    shown = client.providers.retrieve(created.id).to_dict()
+    assert shown["settings"]["auth_token"] == "********"
+    user = unique("sms-user")
+    client.profiles.create(user, profile={"phone_number": "+14155550123"})
+
+    response = client.send.message(
+        message={
+            "to": {"user_id": user},
+            "content": {"title": "Code", "body": "Your code is {{code}}"},
+            "data": {"code": "4242"},
+            "routing": {"method": "single", "channels": ["sms"]},
+        }
+    )
+
+    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    assert message.status == "SENT", message
+    (request,) = service.to(f"/2010-04-01/Accounts/{SID}/Messages.json")
+    assert request.method == "POST"
+    credentials = (request.header("Authorization") or "").removeprefix("Basic ")
+    assert base64.b64decode(credentials).decode() == f"{SID}:{TOKEN}"
+    form = request.form()
+    assert form["To"] == ["+14155550123"]
+    assert form["From"] == ["+15005550006"]
+    assert "Your code is 4242" in form["Body"][0]
+    history = client.messages.history(response.request_id).to_dict()["results"]
+    sent = [event for event in history if event["type"] == "SENT"]
+    assert sent[-1]["reference"] == "SM0123"
+
+
+_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def google(service: FakeService, project: str) -> Callable[[Received], Any]:
+    def respond(r: Received) -> Any:
+        if r.path == "/token":
+            (assertion,) = parse_qs(r.raw.decode())["assertion"]
+            jwt.decode(
+                assertion, _KEY.public_key(), algorithms=["RS256"], audience=f"{service.url}/token"
+            )
+            return 200, {}, {"access_token": "ya29.acceptance", "expires_in": 3599}
+        assert r.header("Authorization") == "Bearer ya29.acceptance"
+        return 200, {}, {"name": f"projects/{project}/messages/0:777"}
+
+    return respond
+
+
+def test_push_through_fcm(new_workspace: Callable[[str], Workspace], service: FakeService) -> None:
+    """A push send exchanges the service account's JWT for a token and calls FCM v1."""
+    project = "relaybox-acceptance"
+    service.respond = google(service, project)
+    ws = new_workspace("fcm")
+    client = ws.client()
+    pem = _KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    client.providers.create(
+        provider="fcm",
+        settings={
+            "service_account": {
+                "type": "service_account",
+                "project_id": project,
+                "private_key_id": "kid-1",
+                "private_key": pem,
+                "client_email": f"push@{project}.iam.gserviceaccount.com",
+                "token_uri": f"{service.url}/token",
+            },
+            "base_url": service.url,
+        },
+    )
+    user = unique("push-user")
+    client.profiles.create(user, profile={"firebaseToken": "device-abc"})
+
+    response = client.send.message(
+        message={
+            "to": {"user_id": user},
+            "content": {"title": "Shipped {{order}}", "body": "On its way"},
+            "data": {"order": "ORD-1"},
+            "routing": {"method": "single", "channels": ["push"]},
+        }
+    )
+
+    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    assert message.status == "SENT", message
+    assert [r.path for r in service.requests] == [
+        "/token",
+        f"/v1/projects/{project}/messages:send",
+    ]
+    sent = service.requests[1].json()["message"]
+    assert sent["token"] == "device-abc"
+    assert sent["notification"]["title"] == "Shipped ORD-1"
+    assert "On its way" in sent["notification"]["body"]
+    assert sent["data"] == {"order": "ORD-1"}
