@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     #: Signs the web console's session cookies. Unset: a random key per process, so console
     #: sessions end on restart and processes sharing a database do not share sessions.
+    #: A key derived from it also encrypts provider secrets (unset: a key generated once and
+    #: kept in the database; see providers/secrets.py).
     secret_key: str | None = None
 
     @field_validator("outbound_allow", mode="before")

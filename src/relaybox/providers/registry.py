@@ -1,9 +1,10 @@
 """Builds concrete providers from stored configuration; the only place that knows them all.
 
 The /providers API uses ``validate_settings`` at write time (so bad configuration is a 400
-naming the field) and ``mask_settings`` when reading back. The composition root binds
-``build_provider`` to the shared HTTP client and outbound guard, e.g. with
-``functools.partial``, to obtain a ``ProviderFactory``.
+naming the field) and ``mask_settings`` when reading back, through a ``Catalog`` that also
+seals secret fields before they are stored (``providers.secrets``). The composition root binds
+``Catalog.build`` (which opens the sealed fields, then calls ``build_provider``) to the shared
+HTTP client and outbound guard with ``functools.partial`` to obtain a ``ProviderFactory``.
 """
 
 from __future__ import annotations
