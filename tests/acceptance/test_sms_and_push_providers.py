@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from relaybox_harness import Workspace, unique, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from fake_service import FakeService, Received, fake_service  # noqa: E402
+from fake_service import FakeService, Received, fake_service
 
 SID = "AC00000000000000000000000000000001"
 TOKEN = "acceptance-twilio-token"
