@@ -187,6 +187,7 @@ class SqlStore(PeopleVerbs, BatchVerbs):
     async def get_resource(
         self, workspace_id: str, kind: str, id_or_alias: str, *, include_archived: bool = False
     ) -> Resource | None:
+        args: tuple[str, ...]
         if include_archived:
             where, args = "id = ?", (workspace_id, kind, id_or_alias)
         else:
