@@ -135,7 +135,7 @@ def test_huge_nested_loop_stops_with_a_clear_error() -> None:
     source += "{{/each}}{{/each}}{{/each}}"
     content = _doc({"type": "text", "content": source})
     limits = RenderLimits(max_output_chars=10**12, max_seconds=0.2)
-    with pytest.raises(ValidationError, match="rendering took longer than 0.2 s"):
+    with pytest.raises(ValidationError, match=r"rendering took longer than 0\.2 s"):
         render(content, channel="sms", variables={"xs": list(range(1000))}, limits=limits)
 
 
@@ -157,5 +157,5 @@ def test_a_snippet_including_itself_is_an_error() -> None:
     """Runaway partial recursion becomes a ValidationError, not a crash."""
     brand = {"name": "b", "snippets": {"items": [{"name": "loop", "value": "x{{> loop}}"}]}}
     content = _doc({"type": "text", "content": "{{> loop}}"})
-    with pytest.raises(ValidationError, match="could not be rendered|larger than"):
+    with pytest.raises(ValidationError, match="a snippet includes itself"):
         render(content, channel="sms", variables={}, brand=brand)
