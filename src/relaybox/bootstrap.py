@@ -32,6 +32,7 @@ from relaybox.providers.outbound import OutboundGuard
 from relaybox.providers.secrets import SecretBox, server_keys
 from relaybox.scheduler.timers import TimerLoop
 from relaybox.services.automations import AutomationService
+from relaybox.services.brands import BrandService
 from relaybox.services.container import Services
 from relaybox.services.idempotency import IdempotencyService
 from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
@@ -45,7 +46,7 @@ from relaybox.services.sending import SendService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
 from relaybox.storage.sqlite import SqliteStore, path_from_url
-from relaybox.templates.render import validate_content
+from relaybox.templates.render import validate_content, validate_template
 from relaybox.ui.app import create_console
 
 log = logging.getLogger("relaybox")
@@ -172,6 +173,12 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         preferences=PreferenceService(store=store, clock=clock),
         messages=MessageService(store=store, clock=clock),
         sending=SendService(store=store, clock=clock, engine=engine),
+        brands=BrandService(
+            store=store,
+            clock=clock,
+            validate_template=validate_template,
+            on_change=messenger.forget_brands,
+        ),
     )
     runtime = Runtime(
         settings=settings,

@@ -36,9 +36,10 @@ def test_sugar_renders_subject_text_and_html() -> None:
 
 
 def test_non_email_channels_have_no_html() -> None:
-    """Only the email channel gets an HTML body."""
+    """Only the email channel gets an HTML body; push carries its title and body as parts."""
     result = render({"title": "T", "body": "B"}, channel="push", variables={})
-    assert result == RenderedContent(channel="push", subject="T", text="B", html=None)
+    expected = RenderedContent("push", "T", "B", None, {"title": "T", "body": "B"})
+    assert result == expected
 
 
 def test_meta_text_and_action_for_email() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from relaybox.clock import Clock
 from relaybox.domain import preferences, routing
+from relaybox.engine.brands import BrandCache
 from relaybox.engine.providers import Configured, ProviderPool
 from relaybox.errors import DeliveryError, RetryableDeliveryError
 from relaybox.providers.base import Provider, RenderedMessage
@@ -34,9 +35,19 @@ class Messenger:
         # template service invalidates on publish).
         self._template_ttl = template_ttl
         self._templates: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._brands = BrandCache(store=store, clock=clock, ttl=template_ttl)
 
     def forget_templates(self, workspace_id: str) -> None:
         self._templates = {k: v for k, v in self._templates.items() if k[0] != workspace_id}
+
+    def forget_brands(self, workspace_id: str) -> None:
+        self._brands.forget(workspace_id)
+
+    async def brand_for(
+        self, workspace_id: str, brand_id: str | None, template: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The brand to render with: the send's, else the template body's, else the default."""
+        return await self._brands.resolve(workspace_id, brand_id, template)
 
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)

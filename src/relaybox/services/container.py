@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from relaybox.clock import Clock
 from relaybox.services.automations import AutomationService
+from relaybox.services.brands import BrandService
 from relaybox.services.idempotency import IdempotencyService
 from relaybox.services.keys import KeyService
 from relaybox.services.lists import ListService
@@ -30,3 +31,4 @@ class Services:
     lists: ListService
     preferences: PreferenceService
     sending: SendService
+    brands: BrandService

@@ -1,7 +1,13 @@
-"""Notification templates through Courier's /notifications surface (create, read, publish)."""
+"""Notification templates through Courier's /notifications surface.
+
+A template is a resource whose draft is edited (whole, per content, per element, per locale)
+and published into immutable numbered versions ("v001", ...). Archiving keeps the template and
+its versions readable by id but hides it from sends, listings and alias lookups.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
@@ -9,8 +15,10 @@ from typing import Any, Protocol
 from relaybox import ids
 from relaybox.clock import Clock, to_ms
 from relaybox.engine.messaging import NOTIFICATION_KIND
-from relaybox.errors import NotFound, ValidationError
+from relaybox.errors import ConflictError, NotFound, ValidationError
+from relaybox.services import paging
 from relaybox.storage.base import Resource, Store
+from relaybox.templates import editing
 
 
 class ContentValidator(Protocol):
@@ -18,6 +26,18 @@ class ContentValidator(Protocol):
 
 
 _FIELDS = ("name", "tags", "brand", "routing", "subscription", "content")
+_STATES = {"DRAFT", "PUBLISHED"}
+_VERSION = re.compile(r"^v(\d+)$")
+PAGE_SIZE = 50
+VERSIONS_PAGE_MAX = 10
+
+
+def version_name(number: int) -> str:
+    return f"v{number:03d}"
+
+
+def _new_element_id() -> str:
+    return ids.short_id("el")
 
 
 class NotificationService:
@@ -35,6 +55,8 @@ class NotificationService:
         #: Told the workspace whenever a template is published or archived (cache invalidation).
         self._on_change = on_change
 
+    # --- whole templates ---------------------------------------------------------------------
+
     async def create(self, workspace_id: str, body: dict[str, Any]) -> dict[str, Any]:
         payload, state = self._parse(body)
         now = self._clock.now()
@@ -51,59 +73,226 @@ class NotificationService:
         saved = await self._store.put_resource(resource)
         if state == "PUBLISHED":
             saved = await self._publish(saved)
-        return present(saved, "draft")
+        return present(saved, saved.draft, draft=True)
 
     async def replace(
         self, workspace_id: str, template_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        current = await self._get(workspace_id, template_id)
+        current = await self._live(workspace_id, template_id)
         payload, state = self._parse(body)
-        if "alias" not in payload and current.alias is not None:
+        raw = body["notification"]
+        if "alias" not in raw and current.alias is not None:
+            # Courier: omit the alias to keep it, send null to remove it.
             payload["alias"] = current.alias
+        saved = await self._save_draft(current, payload, state)
+        return present(saved, saved.draft, draft=True)
+
+    async def retrieve(
+        self, workspace_id: str, template_id: str, version: str | None
+    ) -> dict[str, Any]:
+        found = await self._get(workspace_id, template_id)
+        body = await self._version_body(found, version)
+        return present(found, body, draft=version == "draft")
+
+    async def list(
+        self,
+        workspace_id: str,
+        cursor: str | None,
+        *,
+        tags: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        wanted = {t.strip().lower() for t in (tags or "").split(",") if t.strip()}
+        after = paging.decode(cursor)
+        results: list[Resource] = []
+        more = False
+        # Filters apply before paging (Courier), so read store pages until one of ours fills.
+        while True:
+            page = await self._store.list_resources(
+                workspace_id, NOTIFICATION_KIND, after=after, limit=PAGE_SIZE + 1
+            )
+            for resource in page[:PAGE_SIZE]:
+                if _matches(resource, wanted, event_id):
+                    if len(results) == PAGE_SIZE:
+                        more = True
+                        break
+                    results.append(resource)
+            if more or len(page) <= PAGE_SIZE:
+                break
+            after = page[PAGE_SIZE - 1].id
+        last = results[-1].id if results else None
+        return {"paging": paging.paging(more, last), "results": [_summary(r) for r in results]}
+
+    async def archive(self, workspace_id: str, template_id: str) -> None:
+        found = await self._get(workspace_id, template_id)
+        if found.archived_at is None:
+            await self._store.archive_resource(
+                workspace_id, NOTIFICATION_KIND, found.id, self._clock.now()
+            )
+            self._on_change(workspace_id)
+
+    # --- versions ---------------------------------------------------------------------------
+
+    async def list_versions(
+        self, workspace_id: str, template_id: str, cursor: str | None, limit: int | None
+    ) -> dict[str, Any]:
+        found = await self._get(workspace_id, template_id)
+        size = VERSIONS_PAGE_MAX if limit is None else limit
+        if size < 1:
+            raise ValidationError("limit: Expected a positive integer")
+        size = min(size, VERSIONS_PAGE_MAX)
+        before_key = paging.decode(cursor)
+        entries: list[dict[str, Any]] = []
+        if before_key is None and found.draft is not None:
+            entries.append(
+                {
+                    "version": "draft",
+                    "created": to_ms(found.updated_at),
+                    "creator": "api",
+                    "has_changes": found.draft != found.published,
+                }
+            )
+        before = None if before_key is None else _version_number(before_key)
+        versions = await self._store.list_resource_versions(
+            workspace_id, NOTIFICATION_KIND, found.id, before=before, limit=size + 1
+        )
+        more = len(versions) > size
+        for v in versions[:size]:
+            name = version_name(v.version)
+            if v.version == found.published_version:
+                name = f"published:{name}"
+            entries.append({"version": name, "created": to_ms(v.published_at), "creator": "api"})
+        last = version_name(versions[size - 1].version) if more else None
+        return {"versions": entries, "paging": paging.paging(more, last)}
+
+    async def publish(
+        self, workspace_id: str, template_id: str, body: dict[str, Any] | None = None
+    ) -> None:
+        wanted = (body or {}).get("version")
+        found = await self._live(workspace_id, template_id)
+        if wanted is None:
+            if found.published is None or found.published != found.draft:
+                await self._publish(found)
+            return
+        if not isinstance(wanted, str) or _VERSION.match(wanted) is None:
+            raise ValidationError("version: Expected format: v001, v002, etc.")
+        published = await self._store.publish_resource(
+            workspace_id,
+            NOTIFICATION_KIND,
+            found.id,
+            self._clock.now(),
+            version=_version_number(wanted),
+        )
+        if published is None:
+            raise NotFound(f"Version not found for template {found.id}")
+        self._on_change(workspace_id)
+
+    # --- content, elements, locales ---------------------------------------------------------
+
+    async def get_content(
+        self, workspace_id: str, template_id: str, version: str | None
+    ) -> dict[str, Any]:
+        found = await self._get(workspace_id, template_id)
+        body = await self._version_body(found, version)
+        return editing.content_with_checksums(body.get("content") or {})
+
+    async def put_content(
+        self, workspace_id: str, template_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        content = body.get("content")
+        if not isinstance(content, dict):
+            raise ValidationError("content: Required")
+        if not isinstance(content.get("elements"), list):
+            raise ValidationError("content.elements: Expected an array of elements")
+        content = {"version": editing.DEFAULT_VERSION, **content}
+        return await self._edit_content(workspace_id, template_id, body, lambda _: content)
+
+    async def put_element(
+        self, workspace_id: str, template_id: str, element_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if not isinstance(body.get("type"), str) or not body["type"]:
+            raise ValidationError("type: Required")
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise ValidationError("data: Expected an object")
+        element = {k: v for k, v in body.items() if k not in ("state", "data")} | data
+        return await self._edit_content(
+            workspace_id,
+            template_id,
+            body,
+            lambda content: editing.replace_element(content, element_id, element, template_id),
+        )
+
+    async def put_locale(
+        self, workspace_id: str, template_id: str, locale: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        overrides = body.get("elements")
+        if not isinstance(overrides, list) or not all(isinstance(o, dict) for o in overrides):
+            raise ValidationError("elements: Required")
+        return await self._edit_content(
+            workspace_id,
+            template_id,
+            body,
+            lambda content: editing.set_locale(content, locale, overrides, template_id),
+        )
+
+    async def _edit_content(
+        self,
+        workspace_id: str,
+        template_id: str,
+        body: dict[str, Any],
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        state = _state_of(body)
+        current = await self._live(workspace_id, template_id)
+        draft = dict(current.draft or {})
+        content = editing.with_element_ids(
+            change(dict(draft.get("content") or {})), _new_element_id
+        )
+        self._check_content(content, "content")
+        saved = await self._save_draft(current, {**draft, "content": content}, state)
+        return {
+            "id": saved.id,
+            "version": content.get("version") or editing.DEFAULT_VERSION,
+            "elements": editing.checksums(content),
+            "state": _state(saved),
+        }
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _save_draft(self, current: Resource, payload: dict[str, Any], state: str) -> Resource:
         updated = replace(
             current,
             alias=payload.get("alias"),
-            name=payload["name"],
+            name=payload.get("name", current.name),
             draft=payload,
             updated_at=self._clock.now(),
         )
         saved = await self._store.put_resource(updated)
         if state == "PUBLISHED":
             saved = await self._publish(saved)
-        return present(saved, "draft")
+        return saved
 
-    async def retrieve(
-        self, workspace_id: str, template_id: str, version: str | None
-    ) -> dict[str, Any]:
-        found = await self._get(workspace_id, template_id)
-        chosen = version or "draft"
-        if chosen not in {"draft", "published"} and not chosen.startswith("v"):
+    async def _version_body(self, found: Resource, version: str | None) -> dict[str, Any]:
+        chosen = version or "published"
+        if chosen == "draft":
+            return found.draft or {}
+        if chosen == "published":
+            if found.published is None:
+                raise NotFound(f"Notification template {found.id} has no published version")
+            return found.published
+        match = _VERSION.match(chosen)
+        if match is None:
             raise ValidationError(
                 f'Invalid version parameter "{chosen}". Accepted values are: published '
-                "(for published templates) or draft (for draft templates)"
+                "(for published templates), draft (for draft templates) or a version such as v001"
             )
-        if chosen != "draft" and found.published is None:
-            raise NotFound(f"Notification template {template_id} has no published version")
-        return present(found, "published" if chosen != "draft" else "draft")
-
-    async def list(self, workspace_id: str, cursor: str | None) -> dict[str, Any]:
-        page = await self._store.list_resources(
-            workspace_id, NOTIFICATION_KIND, after=cursor or None, limit=51
+        stored = await self._store.get_resource_version(
+            found.workspace_id, NOTIFICATION_KIND, found.id, int(match.group(1))
         )
-        more = len(page) > 50
-        page = page[:50]
-        return {
-            "paging": {"more": more, "cursor": page[-1].id if more else None},
-            "results": [_summary(r) for r in page],
-        }
-
-    async def publish(self, workspace_id: str, template_id: str) -> None:
-        await self._publish(await self._get(workspace_id, template_id))
-
-    async def archive(self, workspace_id: str, template_id: str) -> None:
-        found = await self._get(workspace_id, template_id)
-        await self._store.delete_resource(workspace_id, NOTIFICATION_KIND, found.id)
-        self._on_change(workspace_id)
+        if stored is None:
+            raise NotFound(f"Version {chosen} not found for template {found.id}")
+        return stored.body
 
     async def _publish(self, resource: Resource) -> Resource:
         published = await self._store.publish_resource(
@@ -115,10 +304,41 @@ class NotificationService:
         return published
 
     async def _get(self, workspace_id: str, template_id: str) -> Resource:
-        found = await self._store.get_resource(workspace_id, NOTIFICATION_KIND, template_id)
+        """By id (archived included) or by a live template's alias."""
+        found = await self._store.get_resource(
+            workspace_id, NOTIFICATION_KIND, template_id, include_archived=True
+        ) or await self._store.get_resource(workspace_id, NOTIFICATION_KIND, template_id)
         if found is None:
             raise NotFound(f"Notification template {template_id} not found")
         return found
+
+    async def _live(self, workspace_id: str, template_id: str) -> Resource:
+        """A template that may still be changed: archived ones are read-only."""
+        found = await self._get(workspace_id, template_id)
+        if found.archived_at is not None:
+            raise ConflictError(
+                f"Notification template {found.id} is archived; it can be read but not "
+                "changed or published"
+            )
+        return found
+
+    def _check_content(self, content: Any, where: str) -> None:
+        try:
+            self._validate_content(content)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc.message}") from None
+
+    def _parse_content(self, content: Any) -> dict[str, Any]:
+        if not isinstance(content, dict):
+            raise ValidationError("notification.content: Expected an object")
+        if not isinstance(content.get("version"), str):
+            # Templates take versioned Elemental only; `{title, body}` sugar is for /send.
+            raise ValidationError("notification.content.version: Required")
+        if not isinstance(content.get("elements"), list):
+            raise ValidationError("notification.content.elements: Required")
+        with_ids = editing.with_element_ids(content, _new_element_id)
+        self._check_content(with_ids, "notification.content")
+        return with_ids
 
     def _parse(self, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         raw = body.get("notification")
@@ -129,23 +349,46 @@ class NotificationService:
             raise ValidationError("; ".join(missing))
         if not isinstance(raw["name"], str) or not raw["name"].strip():
             raise ValidationError("notification.name: Expected a non-empty string")
-        try:
-            self._validate_content(raw["content"])
-        except ValidationError as exc:
-            raise ValidationError(f"notification.content: {exc.message}") from None
+        content = self._parse_content(raw["content"])
         tags = raw.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValidationError("notification.tags: Expected an array of strings")
+        for key in ("brand", "routing", "subscription"):
+            if raw.get(key) is not None and not isinstance(raw[key], dict):
+                raise ValidationError(f"notification.{key}: Expected an object or null")
+        brand = raw.get("brand")
+        if brand is not None and not isinstance(brand.get("id"), str):
+            raise ValidationError("notification.brand.id: Required")
         payload = {k: raw.get(k) for k in _FIELDS}
         payload["tags"] = tags
+        payload["content"] = content
         if raw.get("alias") is not None:
             if not isinstance(raw["alias"], str) or not raw["alias"]:
                 raise ValidationError("notification.alias: Expected a non-empty string")
             payload["alias"] = raw["alias"]
-        state = body.get("state") or "DRAFT"
-        if state not in {"DRAFT", "PUBLISHED"}:
-            raise ValidationError('state: Expected "DRAFT" or "PUBLISHED"')
-        return payload, state
+        return payload, _state_of(body)
+
+
+def _state_of(body: dict[str, Any]) -> str:
+    state = body.get("state") or "DRAFT"
+    if not isinstance(state, str) or state.upper() not in _STATES:
+        raise ValidationError('state: Expected "DRAFT" or "PUBLISHED"')
+    return state.upper()
+
+
+def _version_number(name: str) -> int:
+    match = _VERSION.match(name)
+    if match is None:
+        raise ValidationError("Invalid cursor format")
+    return int(match.group(1))
+
+
+def _matches(resource: Resource, tags: set[str], event_id: str | None) -> bool:
+    draft = resource.draft or {}
+    if event_id and event_id not in (resource.id, resource.alias):
+        return False
+    have = {str(t).lower() for t in draft.get("tags") or []}
+    return tags <= have
 
 
 def _state(resource: Resource) -> str:
@@ -153,8 +396,9 @@ def _state(resource: Resource) -> str:
     return "PUBLISHED" if published else "DRAFT"
 
 
-def present(resource: Resource, version: str) -> dict[str, Any]:
-    body = (resource.published if version == "published" else resource.draft) or {}
+def present(resource: Resource, body: dict[str, Any] | None, *, draft: bool) -> dict[str, Any]:
+    """Courier's NotificationTemplateResponse for the draft or a published body of `resource`."""
+    body = body or {}
     out: dict[str, Any] = {
         "id": resource.id,
         "name": body.get("name", resource.name),
@@ -163,7 +407,7 @@ def present(resource: Resource, version: str) -> dict[str, Any]:
         "routing": body.get("routing"),
         "subscription": body.get("subscription"),
         "content": body.get("content"),
-        "state": "PUBLISHED" if version == "published" else _state(resource),
+        "state": _state(resource) if draft else "PUBLISHED",
         "created": to_ms(resource.created_at),
         "creator": "api",
         "updated": to_ms(resource.updated_at),
@@ -175,7 +419,7 @@ def present(resource: Resource, version: str) -> dict[str, Any]:
 
 
 def _summary(resource: Resource) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": resource.id,
         "name": resource.name,
         "tags": (resource.draft or {}).get("tags") or [],
@@ -185,3 +429,7 @@ def _summary(resource: Resource) -> dict[str, Any]:
         "updated": to_ms(resource.updated_at),
         "updater": "api",
     }
+    topic = ((resource.published or {}).get("subscription") or {}).get("topic_id")
+    if topic:
+        out["subscription_topic_id"] = out["topic_id"] = topic
+    return out

@@ -33,6 +33,17 @@ class Resource:
     published: dict[str, Any] | None = None
     published_version: int = 0
     published_at: float | None = None
+    #: Set when archived: still readable by id, invisible to sends, listings and aliases.
+    archived_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceVersion:
+    """One immutable published version of a resource (``version`` counts from 1)."""
+
+    version: int
+    body: dict[str, Any]
+    published_at: float
 
 
 @dataclass(frozen=True)
@@ -267,22 +278,44 @@ class Store(Protocol):
         ...
 
     async def get_resource(
-        self, workspace_id: str, kind: str, id_or_alias: str
-    ) -> Resource | None: ...
+        self, workspace_id: str, kind: str, id_or_alias: str, *, include_archived: bool = False
+    ) -> Resource | None:
+        """An object by id or alias; archived ones only with ``include_archived`` (by id)."""
+        ...
 
     async def list_resources(
         self, workspace_id: str, kind: str, *, after: str | None, limit: int
     ) -> list[Resource]:
-        """Ordered by id; ``after`` is the last id of the previous page."""
+        """Ordered by id, archived objects left out; ``after`` is the last id of the previous
+        page."""
         ...
 
     async def delete_resource(self, workspace_id: str, kind: str, id: str) -> bool: ...
 
-    async def publish_resource(
+    async def archive_resource(
         self, workspace_id: str, kind: str, id: str, now: float
     ) -> Resource | None:
-        """Freeze the draft as the next published version (None if there is no such object)."""
+        """Mark an object archived (kept with its versions); None if there is no such object."""
         ...
+
+    async def publish_resource(
+        self, workspace_id: str, kind: str, id: str, now: float, *, version: int | None = None
+    ) -> Resource | None:
+        """Freeze the draft as a new published version numbered after every earlier one, or,
+        with ``version``, make that earlier version the published one again (a rollback; the
+        draft is left alone). None if there is no such object or version."""
+        ...
+
+    async def list_resource_versions(
+        self, workspace_id: str, kind: str, id: str, *, before: int | None, limit: int
+    ) -> list[ResourceVersion]:
+        """Published versions, newest first; ``before`` is the last version of the previous
+        page."""
+        ...
+
+    async def get_resource_version(
+        self, workspace_id: str, kind: str, id: str, version: int
+    ) -> ResourceVersion | None: ...
 
     # --- profiles ----------------------------------------------------------------------------
     async def get_profile(self, workspace_id: str, user_id: str) -> dict[str, Any] | None: ...

@@ -18,7 +18,7 @@ RUN_COLUMNS = (
 )
 RESOURCE_COLUMNS = (
     "workspace_id, kind, id, alias, name, draft, published, published_version, published_at, "
-    "created_at, updated_at"
+    "created_at, updated_at, archived_at"
 )
 MESSAGE_COLUMNS = (
     "id, workspace_id, status, recipient, notification, event, run_id, channel, provider, "
@@ -105,11 +105,14 @@ def resource_params(r: Resource) -> dict[str, Any]:
         "published_at": r.published_at,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "archived_at": r.archived_at,
     }
 
 
 def resource_from_row(row: tuple[Any, ...]) -> Resource:
-    (ws, kind, id_, alias, name, draft, published, version, published_at, created, updated) = row
+    (ws, kind, id_, alias, name, draft, published, version, published_at, created, updated) = row[
+        :11
+    ]
     return Resource(
         workspace_id=ws,
         kind=kind,
@@ -122,6 +125,7 @@ def resource_from_row(row: tuple[Any, ...]) -> Resource:
         published_at=published_at,
         created_at=created,
         updated_at=updated,
+        archived_at=row[11],
     )
 
 

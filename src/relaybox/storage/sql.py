@@ -25,6 +25,7 @@ from relaybox.storage.base import (
     MessageFilter,
     MessagePage,
     Resource,
+    ResourceVersion,
     RunFilter,
     RunPage,
     StoredResponse,
@@ -177,12 +178,12 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         sql = self.q(
             f"INSERT INTO resources ({rows.RESOURCE_COLUMNS}) VALUES "
             "(:workspace_id, :kind, :id, :alias, :name, :draft, :published, "
-            ":published_version, :published_at, :created_at, :updated_at) "
+            ":published_version, :published_at, :created_at, :updated_at, :archived_at) "
             "ON CONFLICT (workspace_id, kind, id) DO UPDATE SET alias = excluded.alias, "
             "name = excluded.name, draft = excluded.draft, published = excluded.published, "
             "published_version = excluded.published_version, "
             "published_at = excluded.published_at, created_at = excluded.created_at, "
-            "updated_at = excluded.updated_at"
+            "updated_at = excluded.updated_at, archived_at = excluded.archived_at"
         )
 
         def write(c: Connection) -> Resource:
@@ -198,22 +199,28 @@ class SqlStore(PeopleVerbs, BatchVerbs):
 
         return await self._writer.submit(write)
 
-    async def get_resource(self, workspace_id: str, kind: str, id_or_alias: str) -> Resource | None:
+    async def get_resource(
+        self, workspace_id: str, kind: str, id_or_alias: str, *, include_archived: bool = False
+    ) -> Resource | None:
+        args: tuple[str, ...]
+        if include_archived:
+            where, args = "id = ?", (workspace_id, kind, id_or_alias)
+        else:
+            where = "(id = ? OR alias = ?) AND archived_at IS NULL"
+            args = (workspace_id, kind, id_or_alias, id_or_alias)
         sql = self.q(
             f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "
-            "WHERE workspace_id = ? AND kind = ? AND (id = ? OR alias = ?) "
-            "ORDER BY (id = ?) DESC LIMIT 1"
+            f"WHERE workspace_id = ? AND kind = ? AND {where} ORDER BY (id = ?) DESC LIMIT 1"
         )
-        args = (workspace_id, kind, id_or_alias, id_or_alias, id_or_alias)
-        row = await self._read(lambda c: c.execute(sql, args).fetchone())
+        row = await self._read(lambda c: c.execute(sql, (*args, id_or_alias)).fetchone())
         return None if row is None else rows.resource_from_row(row)
 
     async def list_resources(
         self, workspace_id: str, kind: str, *, after: str | None, limit: int
     ) -> list[Resource]:
         sql = self.q(
-            f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "
-            "WHERE workspace_id = ? AND kind = ? AND id > ? ORDER BY id LIMIT ?"
+            f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE workspace_id = ? AND kind = ? "
+            "AND id > ? AND archived_at IS NULL ORDER BY id LIMIT ?"
         )
         args = (workspace_id, kind, after or "", limit)
         found = await self._read(lambda c: c.execute(sql, args).fetchall())
@@ -225,47 +232,115 @@ class SqlStore(PeopleVerbs, BatchVerbs):
             lambda c: c.execute(sql, (workspace_id, kind, id)).rowcount > 0
         )
 
-    async def publish_resource(
+    async def archive_resource(
         self, workspace_id: str, kind: str, id: str, now: float
     ) -> Resource | None:
         def write(c: Connection) -> Resource | None:
-            row = c.execute(
-                self.q(
-                    f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "
-                    "WHERE workspace_id = ? AND kind = ? AND id = ?"
-                ),
-                (workspace_id, kind, id),
-            ).fetchone()
-            if row is None:
-                return None
-            current = rows.resource_from_row(row)
-            if current.draft is None:
-                return current
-            version = current.published_version + 1
             c.execute(
                 self.q(
-                    "INSERT INTO resource_versions (workspace_id, kind, id, version, body, "
-                    "published_at) VALUES (?, ?, ?, ?, ?, ?)"
+                    "UPDATE resources SET archived_at = ?, updated_at = ? "
+                    "WHERE workspace_id = ? AND kind = ? AND id = ? AND archived_at IS NULL"
                 ),
-                (workspace_id, kind, id, version, rows.dumps(current.draft), now),
+                (now, now, workspace_id, kind, id),
             )
+            return self._load_resource(c, workspace_id, kind, id)
+
+        return await self._writer.submit(write)
+
+    def _load_resource(
+        self, c: Connection, workspace_id: str, kind: str, id: str
+    ) -> Resource | None:
+        row = c.execute(
+            self.q(
+                f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "
+                "WHERE workspace_id = ? AND kind = ? AND id = ?"
+            ),
+            (workspace_id, kind, id),
+        ).fetchone()
+        return None if row is None else rows.resource_from_row(row)
+
+    async def publish_resource(
+        self, workspace_id: str, kind: str, id: str, now: float, *, version: int | None = None
+    ) -> Resource | None:
+        key = (workspace_id, kind, id)
+
+        def write(c: Connection) -> Resource | None:
+            current = self._load_resource(c, workspace_id, kind, id)
+            if current is None:
+                return None
+            if version is not None:
+                old = self._load_version(c, workspace_id, kind, id, version)
+                if old is None:
+                    return None
+                body, number = old.body, version
+            elif current.draft is None:
+                return current
+            else:
+                body = current.draft
+                # After a rollback the published version is not the newest one.
+                latest = c.execute(
+                    self.q(
+                        "SELECT MAX(version) FROM resource_versions "
+                        "WHERE workspace_id = ? AND kind = ? AND id = ?"
+                    ),
+                    key,
+                ).fetchone()
+                number = max(int(scalar(latest) or 0), current.published_version) + 1
+                c.execute(
+                    self.q(
+                        "INSERT INTO resource_versions (workspace_id, kind, id, version, body, "
+                        "published_at) VALUES (?, ?, ?, ?, ?, ?)"
+                    ),
+                    (*key, number, rows.dumps(body), now),
+                )
             c.execute(
                 self.q(
-                    "UPDATE resources SET published = draft, published_version = ?, "
+                    "UPDATE resources SET published = ?, published_version = ?, "
                     "published_at = ?, updated_at = ? "
                     "WHERE workspace_id = ? AND kind = ? AND id = ?"
                 ),
-                (version, now, now, workspace_id, kind, id),
+                (rows.dumps(body), number, now, now, *key),
             )
             return replace(
                 current,
-                published=current.draft,
-                published_version=version,
+                published=body,
+                published_version=number,
                 published_at=now,
                 updated_at=now,
             )
 
         return await self._writer.submit(write)
+
+    async def list_resource_versions(
+        self, workspace_id: str, kind: str, id: str, *, before: int | None, limit: int
+    ) -> list[ResourceVersion]:
+        sql = self.q(
+            "SELECT version, body, published_at FROM resource_versions "
+            "WHERE workspace_id = ? AND kind = ? AND id = ? AND version < ? "
+            "ORDER BY version DESC LIMIT ?"
+        )
+        args = (workspace_id, kind, id, 2**31 - 1 if before is None else before, limit)
+        found = await self._read(lambda c: c.execute(sql, args).fetchall())
+        return [ResourceVersion(int(v), dict(rows.loads(b)), float(at)) for v, b, at in found]
+
+    async def get_resource_version(
+        self, workspace_id: str, kind: str, id: str, version: int
+    ) -> ResourceVersion | None:
+        return await self._read(lambda c: self._load_version(c, workspace_id, kind, id, version))
+
+    def _load_version(
+        self, c: Connection, workspace_id: str, kind: str, id: str, version: int
+    ) -> ResourceVersion | None:
+        row = c.execute(
+            self.q(
+                "SELECT body, published_at FROM resource_versions "
+                "WHERE workspace_id = ? AND kind = ? AND id = ? AND version = ?"
+            ),
+            (workspace_id, kind, id, version),
+        ).fetchone()
+        if row is None:
+            return None
+        return ResourceVersion(version, dict(rows.loads(row[0])), float(row[1]))
 
     # --- profiles ----------------------------------------------------------------------------
 

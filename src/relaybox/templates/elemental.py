@@ -17,9 +17,11 @@ from relaybox.errors import ValidationError
 
 __all__ = [
     "ELEMENT_TYPES",
+    "TRANSLATABLE_FIELDS",
     "Node",
     "condition_holds",
     "is_truthy",
+    "localized",
     "localized_content",
     "resolve_path",
     "select_nodes",
@@ -45,7 +47,8 @@ _REQUIRED_STRINGS: dict[str, tuple[str, ...]] = {
     "channel": ("channel",),
 }
 _OPTIONAL_STRINGS = ("title", "href", "alt_text", "if", "loop", "width", "color")
-_LOCALIZED_TYPES = frozenset({"text", "action", "quote", "html"})
+#: Fields a `locales` entry may replace (the text a recipient reads or follows).
+TRANSLATABLE_FIELDS = ("content", "title", "href", "src", "alt_text")
 # Fields whose values are Handlebars templates.
 _TEMPLATE_FIELDS = ("title", "content", "href", "src", "alt_text")
 
@@ -123,8 +126,12 @@ def _validate_locales(locales: Any, where: str) -> None:
     if not isinstance(locales, Mapping):
         raise ValidationError(f"{where}: 'locales' must be an object keyed by locale")
     for locale, override in locales.items():
-        if not isinstance(override, Mapping) or not isinstance(override.get("content"), str):
-            raise ValidationError(f'{where}: locales[{locale!r}] must be {{"content": string}}')
+        fields = [k for k in TRANSLATABLE_FIELDS if isinstance(override, Mapping) and k in override]
+        if not fields or any(not isinstance(override[k], str) for k in fields):
+            raise ValidationError(
+                f"{where}: locales[{locale!r}] must set one or more of "
+                f"{', '.join(TRANSLATABLE_FIELDS)} as strings"
+            )
 
 
 def _validate_channel_block(
@@ -153,7 +160,9 @@ def _element_sources(elements: Sequence[Any], path: str) -> Iterator[tuple[str, 
             if isinstance(element.get(key), str):
                 yield f"{where}.{key}", element[key]
         for locale, override in (element.get("locales") or {}).items():
-            yield f"{where}.locales.{locale}.content", override["content"]
+            for key in _TEMPLATE_FIELDS:
+                if isinstance(override.get(key), str):
+                    yield f"{where}.locales.{locale}.{key}", override[key]
         if element.get("type") == "channel":
             yield from _element_sources(element.get("elements", ()), f"{where}.elements")
 
@@ -280,21 +289,28 @@ def condition_holds(
 
 def localized_content(element: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
     """The element's `content`, replaced by its `locales` entry for the recipient's locale."""
-    content = element.get("content")
+    return localized(element, "content", variables)
+
+
+def localized(element: Mapping[str, Any], field: str, variables: Mapping[str, Any]) -> str | None:
+    """`element[field]`, replaced by the recipient locale's override of that field if any.
+
+    The locale is `locale` in the variables, else the profile's; "fr-CA" falls back to "fr",
+    then to the element's own value.
+    """
+    base = element.get(field)
+    base = base if isinstance(base, str) else None
     locales = element.get("locales")
-    if element.get("type") not in _LOCALIZED_TYPES or not isinstance(locales, Mapping):
-        return content if isinstance(content, str) else None
     locale = _recipient_locale(variables)
-    if locale is None:
-        return content if isinstance(content, str) else None
-    normalized = {_normalize_locale(key): value for key, value in locales.items()}
+    if not isinstance(locales, Mapping) or locale is None:
+        return base
+    normalized = {_normalize_locale(str(key)): value for key, value in locales.items()}
     wanted = _normalize_locale(locale)
-    # "fr-CA" falls back to "fr" when only the language is translated.
     for key in (wanted, wanted.split("-")[0]):
         override = normalized.get(key)
-        if isinstance(override, Mapping) and isinstance(override.get("content"), str):
-            return str(override["content"])
-    return content if isinstance(content, str) else None
+        if isinstance(override, Mapping) and isinstance(override.get(field), str):
+            return str(override[field])
+    return base
 
 
 def _recipient_locale(variables: Mapping[str, Any]) -> str | None:

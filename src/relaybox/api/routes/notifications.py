@@ -1,4 +1,4 @@
-"""Courier's /notifications (templates) surface."""
+"""Courier's /notifications (templates) surface, as the trycourier SDK calls it."""
 
 from __future__ import annotations
 
@@ -25,46 +25,93 @@ async def create(request: Request, ws: str = WS) -> Response:
 
 
 @router.get("/notifications")
-async def list_templates(request: Request, ws: str = WS, cursor: str | None = None) -> Response:
-    return deps.json_response(await deps.services(request).notifications.list(ws, cursor))
+async def list_templates(
+    request: Request,
+    ws: str = WS,
+    cursor: str | None = None,
+    event_id: str | None = None,
+    tags: str | None = None,
+    notes: bool | None = None,  # legacy (V1) templates only: accepted, nothing to add
+) -> Response:
+    listing = await deps.services(request).notifications.list(
+        ws, cursor, tags=tags, event_id=event_id
+    )
+    return deps.json_response(listing)
 
 
 @router.get("/notifications/{template_id}")
 async def retrieve(
-    template_id: str,
-    request: Request,
-    ws: str = WS,
-    version: str | None = None,
+    template_id: str, request: Request, ws: str = WS, version: str | None = None
 ) -> Response:
     found = await deps.services(request).notifications.retrieve(ws, template_id, version)
     return deps.json_response(found)
 
 
 @router.put("/notifications/{template_id}")
-async def replace(
-    template_id: str, request: Request, ws: str = Depends(deps.workspace)
-) -> Response:
+async def replace(template_id: str, request: Request, ws: str = WS) -> Response:
     body = deps.parse_object(await request.body())
     updated = await deps.services(request).notifications.replace(ws, template_id, body)
     return deps.json_response(updated)
 
 
 @router.delete("/notifications/{template_id}", status_code=204)
-async def archive(
-    template_id: str, request: Request, ws: str = Depends(deps.workspace)
-) -> Response:
+async def archive(template_id: str, request: Request, ws: str = WS) -> Response:
     await deps.services(request).notifications.archive(ws, template_id)
     return Response(status_code=204)
 
 
-@router.post("/notifications/{template_id}/publish", status_code=204)
-async def publish(
-    template_id: str, request: Request, ws: str = Depends(deps.workspace)
+@router.get("/notifications/{template_id}/versions")
+async def list_versions(
+    template_id: str,
+    request: Request,
+    ws: str = WS,
+    cursor: str | None = None,
+    limit: int | None = None,
 ) -> Response:
+    listing = await deps.services(request).notifications.list_versions(
+        ws, template_id, cursor, limit
+    )
+    return deps.json_response(listing)
+
+
+@router.post("/notifications/{template_id}/publish", status_code=204)
+async def publish(template_id: str, request: Request, ws: str = WS) -> Response:
     raw = await request.body()
 
     async def handler() -> tuple[int, bytes]:
-        await deps.services(request).notifications.publish(ws, template_id)
+        body = deps.parse_object(raw, required=False)
+        await deps.services(request).notifications.publish(ws, template_id, body)
         return 204, b""
 
     return await deps.idempotent(request, ws, raw, handler)
+
+
+@router.get("/notifications/{template_id}/content")
+async def get_content(
+    template_id: str, request: Request, ws: str = WS, version: str | None = None
+) -> Response:
+    content = await deps.services(request).notifications.get_content(ws, template_id, version)
+    return deps.json_response(content)
+
+
+@router.put("/notifications/{template_id}/content")
+async def put_content(template_id: str, request: Request, ws: str = WS) -> Response:
+    body = deps.parse_object(await request.body())
+    changed = await deps.services(request).notifications.put_content(ws, template_id, body)
+    return deps.json_response(changed)
+
+
+@router.put("/notifications/{template_id}/elements/{element_id}")
+async def put_element(
+    template_id: str, element_id: str, request: Request, ws: str = WS
+) -> Response:
+    body = deps.parse_object(await request.body())
+    service = deps.services(request).notifications
+    return deps.json_response(await service.put_element(ws, template_id, element_id, body))
+
+
+@router.put("/notifications/{template_id}/locales/{locale_id}")
+async def put_locale(template_id: str, locale_id: str, request: Request, ws: str = WS) -> Response:
+    body = deps.parse_object(await request.body())
+    service = deps.services(request).notifications
+    return deps.json_response(await service.put_locale(ws, template_id, locale_id, body))

@@ -111,6 +111,7 @@ class RoutedSend:
             why = "No channel with both a configured provider and an address in the profile"
             return _fail(index, base, events, now, "UNROUTABLE", "NO_CHANNELS", why)
         attempts = _attempts(base.providers)
+        brand = await self._messenger.brand_for(ws, spec.get("brand_id"), template)
         message = base
         tried: dict[str, DeliveryError] = {}
         step = replace(run.steps[index], message_id=message_id)
@@ -129,7 +130,10 @@ class RoutedSend:
             chosen = configured[pick.integration]
             try:
                 out = render.render(
-                    content, channel=pick.channel, variables=_variables(spec, data, profile, to)
+                    content,
+                    channel=pick.channel,
+                    variables=_variables(spec, data, profile, to),
+                    brand=brand,
                 )
             except ValidationError as exc:
                 why = f"Template could not be rendered: {exc.message}"
