@@ -22,6 +22,7 @@ from relaybox.api.routes import (
     profiles,
     providers,
     send,
+    webhooks,
 )
 from relaybox.services.container import Services
 
@@ -67,7 +68,7 @@ def create_app(
 
     for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
-    for module in (profiles, lists, preferences):
+    for module in (profiles, lists, preferences, webhooks):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

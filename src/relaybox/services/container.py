@@ -15,6 +15,7 @@ from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.services.sending import SendService
+from relaybox.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,4 @@ class Services:
     lists: ListService
     preferences: PreferenceService
     sending: SendService
+    webhooks: WebhookService

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from relaybox.domain.message_events import STATUS_EVENTS
 from relaybox.storage import rows
 from relaybox.storage.base import (
     WEBHOOK_TOPIC,
@@ -26,28 +27,6 @@ from relaybox.storage.hints import Hints
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
-
-#: History event types that are message statuses: each is a status change worth an event.
-#: RENDERED and RETRYING are steps within a status, not statuses (Courier's message statuses).
-STATUS_EVENTS = frozenset(
-    {
-        "ENQUEUED",
-        "DELAYED",
-        "ROUTED",
-        "SENT",
-        "DELIVERED",
-        "OPENED",
-        "CLICKED",
-        "UNDELIVERABLE",
-        "UNMAPPED",
-        "UNROUTABLE",
-        "FILTERED",
-        "SIMULATED",
-        "CANCELED",
-        "THROTTLED",
-        "DIGESTED",
-    }
-)
 
 ENDPOINT_COLUMNS = "workspace_id, id, url, secret, created_at, events, description"
 DELIVERY_COLUMNS = (
