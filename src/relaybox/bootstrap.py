@@ -34,6 +34,7 @@ from relaybox.services.automations import AutomationService
 from relaybox.services.container import Services
 from relaybox.services.event_dispatch import EventDispatcher
 from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.inbox import InboxService
 from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
 from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
@@ -124,7 +125,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     http = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits)
     guard = OutboundGuard(allow=settings.outbound_allow)
-    factory = functools.partial(registry.build_provider, http_client=http, guard=guard)
+    factory = functools.partial(
+        registry.build_provider, http_client=http, guard=guard, inbox_store=store
+    )
     pool = ProviderPool(store=store, factory=factory, clock=clock)
     messenger = Messenger(store=store, providers=pool, clock=clock)
     engine = None
@@ -178,6 +181,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         messages=MessageService(store=store, clock=clock),
         sending=SendService(store=store, clock=clock, engine=engine),
         webhooks=WebhookService(store=store, clock=clock, check_url=webhook.check_url),
+        inbox=InboxService(store=store, clock=clock),
     )
     runtime = Runtime(
         settings=settings,

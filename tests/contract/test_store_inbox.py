@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 import pytest
-from tests.contract.test_store import NOW, OTHER_WS, WS
+from tests.contract.test_store import NOW, OTHER_WS, WS, make_message
 
 from relaybox.errors import ValidationError
 from relaybox.storage.base import INBOX_TOPIC, InboxMessage, Store, inbox_key
@@ -103,3 +103,9 @@ async def test_watch_hints_name_the_changed_inbox(store: Store) -> None:
     await store.update_inbox_message(WS, "u1", "m_1", read=True, archived=None, now=NOW)
     assert await asyncio.to_thread(got.wait, 5)
     assert inbox_key(WS, "u1") in seen
+
+
+async def test_message_workspace_names_the_owner(store: Store) -> None:
+    await store.save_message(make_message("m_ws", ws=OTHER_WS))
+    assert await store.message_workspace("m_ws") == OTHER_WS
+    assert await store.message_workspace("m_missing") is None

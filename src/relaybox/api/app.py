@@ -15,6 +15,7 @@ from relaybox.api.limits import BodyLimit
 from relaybox.api.prefix import StripPrefix
 from relaybox.api.routes import (
     automations,
+    inbox,
     lists,
     messages,
     notifications,
@@ -68,7 +69,7 @@ def create_app(
 
     for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
-    for module in (profiles, lists, preferences, webhooks):
+    for module in (profiles, lists, preferences, webhooks, inbox):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

@@ -24,6 +24,8 @@ ADDRESS_FIELDS: Mapping[str, str | None] = {
     "sms": "phone_number",
     "push": "push_token",
     "webhook": None,
+    # In-app messages go to the recipient's user id, which every routed message has.
+    "inbox": None,
 }
 
 #: Tries per provider (the first included) for retryable failures before moving on.

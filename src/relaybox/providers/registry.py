@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from relaybox.errors import ValidationError
+from relaybox.providers import inbox
 from relaybox.providers.base import Provider
 from relaybox.providers.outbound import OutboundGuard
 from relaybox.providers.smtp import SmtpProvider, SmtpSettings
@@ -22,6 +23,7 @@ from relaybox.providers.webhook import WebhookProvider, WebhookSettings
 _CHANNELS: Mapping[str, str] = {
     SmtpProvider.key: SmtpProvider.channel,
     WebhookProvider.key: WebhookProvider.channel,
+    inbox.InboxProvider.key: inbox.InboxProvider.channel,
 }
 KNOWN_PROVIDERS = tuple(sorted(_CHANNELS))
 
@@ -64,6 +66,8 @@ def validate_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[st
         return SmtpSettings.parse(settings).as_dict()
     if provider_key == WebhookProvider.key:
         return WebhookSettings.parse(settings).as_dict()
+    if provider_key == inbox.InboxProvider.key:
+        return inbox.parse_settings(settings)
     raise _unknown(provider_key)
 
 
@@ -87,6 +91,7 @@ def build_provider(
     *,
     http_client: httpx.AsyncClient,
     guard: OutboundGuard,
+    inbox_store: inbox.InboxStore | None = None,
 ) -> Provider:
     """Build the provider for ``provider_key`` from its stored settings.
 
@@ -98,4 +103,7 @@ def build_provider(
         return SmtpProvider(SmtpSettings.parse(settings))
     if provider_key == WebhookProvider.key:
         return WebhookProvider(WebhookSettings.parse(settings), client=http_client, guard=guard)
+    if provider_key == inbox.InboxProvider.key and inbox_store is not None:
+        inbox.parse_settings(settings)
+        return inbox.InboxProvider(inbox_store)
     raise _unknown(provider_key)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from relaybox.clock import Clock
 from relaybox.services.automations import AutomationService
 from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.inbox import InboxService
 from relaybox.services.keys import KeyService
 from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
@@ -32,3 +33,4 @@ class Services:
     preferences: PreferenceService
     sending: SendService
     webhooks: WebhookService
+    inbox: InboxService

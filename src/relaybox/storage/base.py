@@ -678,6 +678,10 @@ class Store(Protocol):
         ...
 
     # --- inbox -------------------------------------------------------------------------------
+    async def message_workspace(self, message_id: str) -> str | None:
+        """The workspace of a stored message (message ids are unique across workspaces)."""
+        ...
+
     async def put_inbox_message(self, message: InboxMessage) -> bool:
         """Store the message unless its id is already stored; True if it was new."""
         ...

@@ -70,6 +70,11 @@ class InboxVerbs:
     def _inbox_changed(self, c: Connection, workspace_id: str, user_id: str) -> None:
         self.dialect.notify(c, self._hints.channel(INBOX_TOPIC), inbox_key(workspace_id, user_id))
 
+    async def message_workspace(self, message_id: str) -> str | None:
+        sql = self.q("SELECT workspace_id FROM messages WHERE id = ?")
+        found = await self._read(lambda c: scalar(c.execute(sql, (message_id,)).fetchone()))
+        return None if found is None else str(found)
+
     async def put_inbox_message(self, message: InboxMessage) -> bool:
         sql = self.q(
             f"INSERT INTO inbox_messages ({INBOX_COLUMNS}) VALUES "
