@@ -27,14 +27,16 @@ from relaybox.engine.steps.send import SendStep
 from relaybox.engine.steps.send_list import SendListStep
 from relaybox.engine.steps.throttle import ThrottleStep
 from relaybox.errors import ValidationError
-from relaybox.providers import registry
+from relaybox.providers import registry, webhook
 from relaybox.providers.outbound import OutboundGuard
 from relaybox.providers.secrets import SecretBox, server_keys
 from relaybox.scheduler.timers import TimerLoop
 from relaybox.services.automations import AutomationService
 from relaybox.services.brands import BrandService
 from relaybox.services.container import Services
+from relaybox.services.event_dispatch import EventDispatcher
 from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.inbox import InboxService
 from relaybox.services.keys import DEFAULT_WORKSPACE, KeyService
 from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
@@ -43,6 +45,7 @@ from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.services.sending import SendService
+from relaybox.services.webhooks import WebhookService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
 from relaybox.storage.sqlite import SqliteStore, path_from_url
@@ -80,6 +83,8 @@ class Runtime:
     #: Called once started, with the key created on this start (if none existed), so the
     #: CLI can print it exactly once.
     on_started: Callable[[str | None], None] | None = None
+    #: Posts queued delivery events to webhook endpoints (with the engine).
+    dispatcher: EventDispatcher | None = None
 
     async def start(self) -> None:
         await self.store.open(migrate=self.settings.migrate)
@@ -103,10 +108,16 @@ class Runtime:
             self.engine.start()
         if self.timers is not None:
             self.timers.start()
+        if self.dispatcher is not None:
+            if self.store.exclusive:
+                await self.store.release_webhook_leases(self.services.clock.now())
+            self.dispatcher.start()
         if self.on_started is not None:
             self.on_started(created)
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.timers is not None:
             await self.timers.stop()
         if self.engine is not None:
@@ -127,7 +138,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     guard = OutboundGuard(allow=settings.outbound_allow)
     box = SecretBox()
     catalog = registry.Catalog(box)
-    factory = functools.partial(catalog.build, http_client=http, guard=guard)
+    factory = functools.partial(catalog.build, http_client=http, guard=guard, inbox_store=store)
     pool = ProviderPool(store=store, factory=factory, clock=clock)
     messenger = Messenger(store=store, providers=pool, clock=clock)
     engine = None
@@ -156,6 +167,13 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         # bounds the delay should a hint be lost (correctness never depends on hints).
         idle = 30.0 if store.exclusive else 2.0
         timers = TimerLoop(engine=engine, clock=clock, idle_check=idle)
+    dispatcher = EventDispatcher(
+        store=store,
+        clock=clock,
+        post=webhook.event_poster(http, guard),
+        lease_seconds=settings.lease_seconds,
+        idle_check=30.0 if store.exclusive else 2.0,
+    )
     services = Services(
         clock=clock,
         keys=KeyService(store=store, clock=clock),
@@ -179,6 +197,8 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             validate_template=validate_template,
             on_change=messenger.forget_brands,
         ),
+        webhooks=WebhookService(store=store, clock=clock, check_url=webhook.check_url),
+        inbox=InboxService(store=store, clock=clock),
     )
     runtime = Runtime(
         settings=settings,
@@ -190,6 +210,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         http=http,
         app=FastAPI(),
         secrets=box,
+        dispatcher=None if engine is None else dispatcher,
     )
     runtime.app = create_app(
         services,

@@ -16,6 +16,7 @@ from relaybox.api.prefix import StripPrefix
 from relaybox.api.routes import (
     automations,
     brands,
+    inbox,
     lists,
     messages,
     notifications,
@@ -23,6 +24,7 @@ from relaybox.api.routes import (
     profiles,
     providers,
     send,
+    webhooks,
 )
 from relaybox.services.container import Services
 
@@ -68,7 +70,7 @@ def create_app(
 
     for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
-    for module in (profiles, lists, preferences, brands):
+    for module in (profiles, lists, preferences, brands, webhooks, inbox):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

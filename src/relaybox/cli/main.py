@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -114,7 +115,15 @@ def _serve(settings: Settings, *, run_engine: bool) -> int:
     # uvicorn re-raises the SIGTERM it caught once shutdown is done; with the default handler
     # that would kill the process and turn a clean drain into exit status -15.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    drain = server.handle_exit
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        runtime.services.inbox.close()  # live inbox streams would hold up the drain
+        drain(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    server.run()
     return 0
 
 

@@ -25,6 +25,8 @@ ADDRESS_FIELDS: Mapping[str, str | None] = {
     "push": "push_token",
     "chat": "slack",
     "webhook": None,
+    # In-app messages go to the recipient's user id, which every routed message has.
+    "inbox": None,
 }
 
 #: Tries per provider (the first included) for retryable failures before moving on.

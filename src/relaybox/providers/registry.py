@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from relaybox.errors import PermanentDeliveryError, ValidationError
+from relaybox.providers import inbox
 from relaybox.providers.apn import ApnProvider, ApnSettings
 from relaybox.providers.apprise_bridge import AppriseProvider, AppriseSettings
 from relaybox.providers.base import DeliveryResult, Provider, RenderedMessage
@@ -35,6 +36,7 @@ _CHANNELS: Mapping[str, str] = {
     ApnProvider.key: ApnProvider.channel,
     # The default; an apprise configuration names its own channel in its settings.
     AppriseProvider.key: "push",
+    inbox.InboxProvider.key: inbox.InboxProvider.channel,
 }
 KNOWN_PROVIDERS = tuple(sorted(_CHANNELS))
 
@@ -92,6 +94,8 @@ def validate_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[st
         return WebhookSettings.parse(settings).as_dict()
     if provider_key in _API_SETTINGS:
         return dict(_API_SETTINGS[provider_key](settings).as_dict())
+    if provider_key == inbox.InboxProvider.key:
+        return inbox.parse_settings(settings)
     raise _unknown(provider_key)
 
 
@@ -115,6 +119,7 @@ def build_provider(
     *,
     http_client: httpx.AsyncClient,
     guard: OutboundGuard,
+    inbox_store: inbox.InboxStore | None = None,
 ) -> Provider:
     """Build the provider for ``provider_key`` from its stored settings.
 
@@ -136,6 +141,9 @@ def build_provider(
         return ApnProvider(ApnSettings.parse(settings), guard=guard)
     if provider_key == AppriseProvider.key:
         return AppriseProvider(AppriseSettings.parse(settings), guard=guard)
+    if provider_key == inbox.InboxProvider.key and inbox_store is not None:
+        inbox.parse_settings(settings)
+        return inbox.InboxProvider(inbox_store)
     raise _unknown(provider_key)
 
 
@@ -176,6 +184,7 @@ class Catalog:
         *,
         http_client: httpx.AsyncClient,
         guard: OutboundGuard,
+        inbox_store: inbox.InboxStore | None = None,
     ) -> Provider:
         """``build_provider`` over the opened settings.
 
@@ -186,7 +195,9 @@ class Catalog:
         """
         try:
             opened = self.open_settings(provider_key, _check_mapping(settings))
-            return build_provider(provider_key, opened, http_client=http_client, guard=guard)
+            return build_provider(
+                provider_key, opened, http_client=http_client, guard=guard, inbox_store=inbox_store
+            )
         except ValidationError as exc:
             channel = settings.get("channel") if provider_key == AppriseProvider.key else None
             return Unavailable(

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -231,26 +231,25 @@ class WebhookProvider:
             payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
         ).encode("utf-8")
 
-    def build_headers(self, message: RenderedMessage, body: bytes) -> dict[str, str]:
+    def build_headers(self, idempotency_key: str, body: bytes) -> dict[str, str]:
         """Configured headers plus Content-Type, Idempotency-Key and the signature."""
         headers = {
             **self.settings.headers,
             "Content-Type": "application/json",
-            "Idempotency-Key": message.idempotency_key,
+            "Idempotency-Key": idempotency_key,
         }
         if self.settings.secret:
             headers[SIGNATURE_HEADER] = sign(self.settings.secret, int(self._clock()), body)
         return headers
 
-    async def _exchange(self, message: RenderedMessage) -> OutboundResponse:
-        body = self.build_body(message)
+    async def _exchange(self, body: bytes, idempotency_key: str) -> OutboundResponse:
         url = self.settings.url
         try:
             return await self._guard.request(
                 self._client,
                 self.settings.method,
                 url,
-                headers=self.build_headers(message, body),
+                headers=self.build_headers(idempotency_key, body),
                 content=body,
                 time_limit=self.settings.timeout,
                 max_response_bytes=MAX_RESPONSE_BYTES,
@@ -269,7 +268,14 @@ class WebhookProvider:
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         """POST/PUT ``message``; see the module docstring for the status mapping."""
-        resp = await self._exchange(message)
+        return await self.post(self.build_body(message), message.idempotency_key)
+
+    async def post(self, body: bytes, idempotency_key: str) -> DeliveryResult:
+        """Send ``body`` (signed when a secret is set) through the outbound guard.
+
+        Also used for delivery-event webhooks, whose bodies are not rendered messages.
+        """
+        resp = await self._exchange(body, idempotency_key)
         status = resp.status_code
         response: dict[str, object] = {
             "status": status,
@@ -288,3 +294,26 @@ class WebhookProvider:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever injected it."""
+
+
+def event_poster(
+    client: httpx.AsyncClient, guard: OutboundGuard, *, timeout: float = DEFAULT_TIMEOUT
+) -> Callable[[str, str, bytes, str], Awaitable[int]]:
+    """Posts delivery events: ``post(url, secret, body, event_id)`` → the 2xx status.
+
+    The same request, signature and outcome mapping as message webhooks (through the
+    outbound guard); raises DeliveryError for anything but a 2xx.
+    """
+
+    async def post(url: str, secret: str, body: bytes, event_id: str) -> int:
+        settings = WebhookSettings(url=url, secret=secret, timeout=timeout)
+        result = await WebhookProvider(settings, client=client, guard=guard).post(body, event_id)
+        status = result.response.get("status")
+        return status if isinstance(status, int) else 200
+
+    return post
+
+
+def check_url(url: str) -> str:
+    """Validate a webhook URL's syntax (ValidationError naming ``url``); returns it trimmed."""
+    return _parse_url(url)

@@ -8,6 +8,7 @@ from relaybox.clock import Clock
 from relaybox.services.automations import AutomationService
 from relaybox.services.brands import BrandService
 from relaybox.services.idempotency import IdempotencyService
+from relaybox.services.inbox import InboxService
 from relaybox.services.keys import KeyService
 from relaybox.services.lists import ListService
 from relaybox.services.messages import MessageService
@@ -16,6 +17,7 @@ from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.services.sending import SendService
+from relaybox.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,5 @@ class Services:
     preferences: PreferenceService
     sending: SendService
     brands: BrandService
+    webhooks: WebhookService
+    inbox: InboxService

@@ -221,6 +221,76 @@ class BatchRelease:
     items: list[BatchItem] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A URL a workspace registered for delivery events; ``events`` None means every status."""
+
+    workspace_id: str
+    id: str
+    url: str
+    secret: str
+    created_at: float
+    events: tuple[str, ...] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One delivery event for one endpoint (an outbox row).
+
+    ``message`` is the message as committed with the status change (rendered content left
+    out). ``status`` is "pending", "delivered", "failed" or "canceled" (endpoint deleted).
+    Claimed deliveries carry their endpoint's ``url`` and ``secret`` as read at claim time.
+    """
+
+    seq: int
+    id: str
+    workspace_id: str
+    endpoint_id: str
+    message_id: str
+    event_type: str
+    event_ts: float
+    message: Message
+    status: str
+    attempts: int
+    created_at: float
+    lease_token: int = 0
+    due_at: float | None = None
+    last_error: str | None = None
+    last_status: int | None = None
+    delivered_at: float | None = None
+    url: str = ""
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """An in-app message stored for one user by the inbox provider (id = the message id)."""
+
+    workspace_id: str
+    id: str
+    user_id: str
+    created_at: float
+    updated_at: float
+    title: str | None = None
+    body: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    read_at: float | None = None
+    archived_at: float | None = None
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    messages: list[InboxMessage]
+    next_cursor: str | None
+
+
+#: Topics of ``Store.watch``: delivery events queued, and a user's inbox changed.
+WEBHOOK_TOPIC = "webhooks"
+INBOX_TOPIC = "inbox"
+
+
 class Store(Protocol):
     #: True when one process owns the database (embedded SQLite): leases left behind by a
     #: crashed process may be released at start instead of waiting for them to expire.
@@ -577,3 +647,123 @@ class Store(Protocol):
     async def save_response(
         self, workspace_id: str, write: IdempotencyWrite, now: float
     ) -> None: ...
+
+    # --- change hints -----------------------------------------------------------------------
+    def watch(self, topic: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` (from any thread) when ``topic`` may have changed.
+
+        ``WEBHOOK_TOPIC``: delivery events were queued (payload empty). ``INBOX_TOPIC``: a
+        user's inbox changed (payload ``inbox_key(workspace, user)``). Writes made by this
+        process and, on a shared database, by others are signalled. Only a hint: callers
+        re-read the store and poll now and then, since a hint may be lost.
+        """
+        ...
+
+    # --- delivery-event webhooks -------------------------------------------------------------
+    async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+
+    async def get_webhook_endpoint(
+        self, workspace_id: str, endpoint_id: str
+    ) -> WebhookEndpoint | None: ...
+
+    async def list_webhook_endpoints(
+        self, workspace_id: str, *, after: str | None, limit: int
+    ) -> list[WebhookEndpoint]:
+        """Ordered by id, after id ``after``."""
+        ...
+
+    async def delete_webhook_endpoint(self, workspace_id: str, endpoint_id: str) -> bool:
+        """Delete the endpoint; its pending deliveries end "canceled" in the same transaction."""
+        ...
+
+    async def claim_webhook_deliveries(
+        self, owner: str, now: float, *, limit: int, lease_seconds: float
+    ) -> list[WebhookDelivery]:
+        """Lease pending deliveries that are due, oldest first (skipping rows others hold).
+
+        Each claim bumps the delivery's fencing token and pushes its due time to the lease's
+        end, so a dispatcher that dies mid-delivery leaves it to be claimed again.
+        """
+        ...
+
+    async def finish_webhook_delivery(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        now: float,
+        status: str,
+        retry_at: float | None = None,
+        attempted: bool = True,
+        error: str | None = None,
+        status_code: int | None = None,
+    ) -> bool:
+        """Record an outcome: "delivered", "failed", or "pending" again until ``retry_at``.
+
+        ``attempted`` False puts a delivery back without counting an attempt (it waited
+        behind a failed one of the same endpoint). Fenced by the claim's token: False when
+        the delivery was claimed by someone else since.
+        """
+        ...
+
+    async def next_webhook_due_at(self) -> float | None: ...
+
+    async def release_webhook_leases(self, now: float) -> int:
+        """Make every leased delivery due at ``now`` (a process owning the database restarted)."""
+        ...
+
+    async def list_webhook_deliveries(
+        self, workspace_id: str, endpoint_id: str, *, before: int | None, limit: int
+    ) -> list[WebhookDelivery]:
+        """The endpoint's deliveries, newest first; ``before`` is the last ``seq`` seen."""
+        ...
+
+    # --- inbox -------------------------------------------------------------------------------
+    async def message_workspace(self, message_id: str) -> str | None:
+        """The workspace of a stored message (message ids are unique across workspaces)."""
+        ...
+
+    async def put_inbox_message(self, message: InboxMessage) -> bool:
+        """Store the message unless its id is already stored; True if it was new."""
+        ...
+
+    async def list_inbox(
+        self,
+        workspace_id: str,
+        user_id: str,
+        *,
+        archived: bool | None,
+        cursor: str | None,
+        limit: int,
+    ) -> InboxPage:
+        """Newest first; ``archived`` True/False keeps only (un)archived messages.
+
+        Raises:
+            ValidationError: the cursor is not one this store issued.
+        """
+        ...
+
+    async def inbox_unread_count(self, workspace_id: str, user_id: str) -> int:
+        """Messages neither read nor archived."""
+        ...
+
+    async def update_inbox_message(
+        self,
+        workspace_id: str,
+        user_id: str,
+        message_id: str,
+        *,
+        read: bool | None,
+        archived: bool | None,
+        now: float,
+    ) -> InboxMessage | None:
+        """Mark read/unread and/or archived/unarchived (None leaves that state as is).
+
+        Marking an already read (archived) message read (archived) keeps its first time.
+        None when the user has no such message.
+        """
+        ...
+
+
+def inbox_key(workspace_id: str, user_id: str) -> str:
+    """The ``INBOX_TOPIC`` payload naming one user's inbox."""
+    return f"{workspace_id}\x1f{user_id}"

@@ -46,6 +46,14 @@ class Dialect(Protocol):
         """Call ``on_wake`` when another process signals due work; returns a stopper."""
         ...
 
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        """Signal ``channel`` to other processes once the write's transaction commits."""
+        ...
+
+    def listen_channel(self, channel: str, on_notify: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_notify(payload)`` for each signal on ``channel``; returns a stopper."""
+        ...
+
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -56,7 +64,7 @@ def pyformat(text: str) -> str:
     return _NAMED.sub(r"%(\1)s", text.replace("%", "%%").replace("?", "%s"))
 
 
-def no_listen(on_wake: Callable[[], None]) -> Callable[[], None]:
+def no_listen(on_wake: Callable[..., None]) -> Callable[[], None]:
     return lambda: None
 
 

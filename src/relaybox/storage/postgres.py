@@ -57,21 +57,27 @@ class PostgresDialect:
         conn.execute(f"NOTIFY {CHANNEL}")
 
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
+        return self.listen_channel(CHANNEL, lambda _: on_wake())
+
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def listen_channel(self, channel: str, on_notify: Callable[[str], None]) -> Callable[[], None]:
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.is_set():
                 try:
                     with psycopg.connect(self.url, autocommit=True) as conn:
-                        conn.execute(f"LISTEN {CHANNEL}")
+                        conn.execute(f"LISTEN {channel}")
                         while not stop.is_set():
-                            for _ in conn.notifies(timeout=0.5, stop_after=1):
-                                on_wake()
+                            for note in conn.notifies(timeout=0.5, stop_after=1):
+                                on_notify(note.payload)
                 except psycopg.Error as exc:
                     log.warning("LISTEN connection failed (%s); retrying in 1 s", exc)
                     stop.wait(1.0)
 
-        thread = threading.Thread(target=loop, name="relaybox-listen", daemon=True)
+        thread = threading.Thread(target=loop, name=f"relaybox-listen-{channel}", daemon=True)
         thread.start()
 
         def stopper() -> None:

@@ -31,14 +31,17 @@ from relaybox.storage.base import (
     StoredResponse,
 )
 from relaybox.storage.dialect import Dialect, scalar
+from relaybox.storage.hints import Hints
 from relaybox.storage.sql_batches import BatchVerbs
+from relaybox.storage.sql_inbox import InboxVerbs
 from relaybox.storage.sql_people import PeopleVerbs
+from relaybox.storage.sql_webhooks import WebhookVerbs
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
 
 
-class SqlStore(PeopleVerbs, BatchVerbs):
+class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
     def __init__(self, dialect: Dialect, *, readers: int = 4) -> None:
         self.dialect = dialect
         self.exclusive = dialect.exclusive
@@ -49,6 +52,7 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._stop_listening: Callable[[], None] = lambda: None
+        self._hints = Hints(dialect)
 
     @property
     def writer(self) -> Writer:
@@ -73,6 +77,7 @@ class SqlStore(PeopleVerbs, BatchVerbs):
 
     async def close(self) -> None:
         self._stop_listening()
+        self._hints.stop()
         await asyncio.to_thread(self._writer.stop)
         await self._close_batch_writer()
         if self._pool is not None:
@@ -712,6 +717,7 @@ class SqlStore(PeopleVerbs, BatchVerbs):
                 sql,
                 [(e.message_id, e.message_id, e.ts, e.type, rows.dumps(e.detail)) for e in events],
             )
+            self._queue_deliveries(c, events)  # the outbox: same transaction as the change
 
     # --- idempotency ----------------------------------------------------------------------
 

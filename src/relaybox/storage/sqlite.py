@@ -69,6 +69,12 @@ class SqliteDialect:
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         return no_listen(on_wake)
 
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        """Only this process writes; the store's in-process hints reach every listener."""
+
+    def listen_channel(self, channel: str, on_notify: Callable[[str], None]) -> Callable[[], None]:
+        return no_listen(on_notify)
+
 
 class SqliteStore(SqlStore):
     def __init__(self, path: str, *, readers: int = 4) -> None:

@@ -1,0 +1,303 @@
+"""Store verbs for delivery-event webhooks (a transactional outbox), shared by every dialect.
+
+A mixin of ``SqlStore``. ``_queue_deliveries`` runs inside the transaction that stores a
+message's history events, so a status change and its delivery events commit together or not
+at all: a crash after the commit leaves pending rows that a dispatcher delivers after restart.
+Deliveries are claimed like runs: a lease (the due time pushed to the lease's end), a fencing
+token bumped on every claim, and SKIP LOCKED where the database has it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from relaybox.domain.message_events import STATUS_EVENTS
+from relaybox.storage import rows
+from relaybox.storage.base import (
+    WEBHOOK_TOPIC,
+    MessageEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from relaybox.storage.dialect import Dialect, scalar
+from relaybox.storage.hints import Hints
+from relaybox.storage.writer import Connection, Writer
+
+T = TypeVar("T")
+
+ENDPOINT_COLUMNS = "workspace_id, id, url, secret, created_at, events, description"
+DELIVERY_COLUMNS = (
+    "seq, id, workspace_id, endpoint_id, message_id, event_type, event_ts, message, status, "
+    "attempts, created_at, lease_token, due_at, last_error, last_status, delivered_at"
+)
+_MESSAGE_FIELDS = [c.strip() for c in rows.MESSAGE_COLUMNS.split(",")]
+
+
+def _endpoint(row: Sequence[Any]) -> WebhookEndpoint:
+    ws, id_, url, secret, created, events, description = row
+    listed = rows.loads(events)
+    return WebhookEndpoint(
+        workspace_id=ws,
+        id=id_,
+        url=url,
+        secret=secret,
+        created_at=float(created),
+        events=None if listed is None else tuple(listed),
+        description=description,
+    )
+
+
+def _delivery(row: Sequence[Any]) -> WebhookDelivery:
+    snapshot = rows.loads(row[7])
+    message = rows.message_from_row(tuple(snapshot[f] for f in _MESSAGE_FIELDS))
+    return WebhookDelivery(
+        seq=int(row[0]),
+        id=row[1],
+        workspace_id=row[2],
+        endpoint_id=row[3],
+        message_id=row[4],
+        event_type=row[5],
+        event_ts=float(row[6]),
+        message=message,
+        status=row[8],
+        attempts=int(row[9]),
+        created_at=float(row[10]),
+        lease_token=int(row[11]),
+        due_at=None if row[12] is None else float(row[12]),
+        last_error=row[13],
+        last_status=None if row[14] is None else int(row[14]),
+        delivered_at=None if row[15] is None else float(row[15]),
+    )
+
+
+class WebhookVerbs:
+    """Needs ``q``, ``dialect``, ``_writer``, ``_read`` and ``_hints`` from the store."""
+
+    _writer: Writer
+    dialect: Dialect
+    _hints: Hints
+
+    def q(self, text: str) -> str:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        raise NotImplementedError
+
+    def watch(self, topic: str, callback: Callable[[str], None]) -> None:
+        self._hints.watch(topic, callback)
+
+    # --- the outbox write ---------------------------------------------------------------
+
+    def _queue_deliveries(self, c: Connection, events: Sequence[MessageEvent]) -> None:
+        """One pending delivery per (status event, matching endpoint), in the caller's txn.
+
+        Called after the events' messages were written in the same transaction, so the
+        snapshot is the message as this commit leaves it.
+        """
+        changes = [e for e in events if e.type in STATUS_EVENTS]
+        if not changes:
+            return
+        ids = sorted({e.message_id for e in changes})
+        columns = ", ".join(f"m.{f}" for f in _MESSAGE_FIELDS)
+        found = c.execute(
+            self.q(
+                f"SELECT w.id, w.events, {columns} FROM messages m JOIN webhook_endpoints w "
+                f"ON w.workspace_id = m.workspace_id WHERE m.id IN ({','.join('?' * len(ids))})"
+            ),
+            ids,
+        ).fetchall()
+        if not found:
+            return
+        insert = self.q(
+            "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, message_id, "
+            "event_type, event_ts, message, status, attempts, due_at, lease_token, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, 0, ?)"
+        )
+        by_message: dict[str, list[tuple[str, Any, str, str]]] = {}
+        for row in found:
+            message = rows.message_from_row(tuple(row[2:]))
+            # The rendered output can be large and is not part of the event.
+            snapshot = rows.dumps(rows.message_params(replace(message, content={})))
+            target = (row[0], rows.loads(row[1]), snapshot, message.workspace_id)
+            by_message.setdefault(message.id, []).append(target)
+        params = []
+        for event in changes:
+            for endpoint_id, wanted, snapshot, ws in by_message.get(event.message_id, ()):
+                if wanted is not None and event.type not in wanted:
+                    continue
+                params.append(
+                    (
+                        "evt_" + uuid.uuid4().hex,
+                        ws,
+                        endpoint_id,
+                        event.message_id,
+                        event.type,
+                        event.ts,
+                        snapshot,
+                        event.ts,
+                        event.ts,
+                    )
+                )
+        if not params:
+            return
+        c.cursor().executemany(insert, params)
+        self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+        # Before the commit, but this process's claim is a later write, so it sees the rows
+        # (SQLite has one writer; on PostgreSQL the NOTIFY above arrives after the commit).
+        self._hints.fire(WEBHOOK_TOPIC, "")
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        sql = self.q(
+            f"INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, id) DO UPDATE SET url = excluded.url, "
+            "secret = excluded.secret, events = excluded.events, "
+            "description = excluded.description"
+        )
+        events = None if endpoint.events is None else rows.dumps(list(endpoint.events))
+        args = (
+            endpoint.workspace_id,
+            endpoint.id,
+            endpoint.url,
+            endpoint.secret,
+            endpoint.created_at,
+            events,
+            endpoint.description,
+        )
+        await self._writer.submit(lambda c: c.execute(sql, args))
+
+    async def get_webhook_endpoint(
+        self, workspace_id: str, endpoint_id: str
+    ) -> WebhookEndpoint | None:
+        sql = self.q(
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = ? AND id = ?"
+        )
+        row = await self._read(lambda c: c.execute(sql, (workspace_id, endpoint_id)).fetchone())
+        return None if row is None else _endpoint(row)
+
+    async def list_webhook_endpoints(
+        self, workspace_id: str, *, after: str | None, limit: int
+    ) -> list[WebhookEndpoint]:
+        sql = self.q(
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints "
+            "WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?"
+        )
+        args = (workspace_id, after or "", limit)
+        return [_endpoint(r) for r in await self._read(lambda c: c.execute(sql, args).fetchall())]
+
+    async def delete_webhook_endpoint(self, workspace_id: str, endpoint_id: str) -> bool:
+        delete = self.q("DELETE FROM webhook_endpoints WHERE workspace_id = ? AND id = ?")
+        # Bumping the token fences off a dispatcher holding one of them right now.
+        cancel = self.q(
+            "UPDATE webhook_deliveries SET status = 'canceled', due_at = NULL, "
+            "lease_owner = NULL, lease_token = lease_token + 1 "
+            "WHERE workspace_id = ? AND endpoint_id = ? AND status = 'pending'"
+        )
+        key = (workspace_id, endpoint_id)
+
+        def write(c: Connection) -> bool:
+            if c.execute(delete, key).rowcount == 0:
+                return False
+            c.execute(cancel, key)
+            return True
+
+        return await self._writer.submit(write)
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    async def claim_webhook_deliveries(
+        self, owner: str, now: float, *, limit: int, lease_seconds: float
+    ) -> list[WebhookDelivery]:
+        claim = self.q(
+            "UPDATE webhook_deliveries SET due_at = ?, lease_owner = ?, "
+            "lease_token = lease_token + 1 WHERE seq IN (SELECT seq FROM webhook_deliveries "
+            f"WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?{self.dialect.claim_lock}) "
+            f"RETURNING {DELIVERY_COLUMNS}"
+        )
+        target = self.q(
+            "SELECT url, secret FROM webhook_endpoints WHERE workspace_id = ? AND id = ?"
+        )
+        orphan = self.q(
+            "UPDATE webhook_deliveries SET status = 'canceled', due_at = NULL, "
+            "lease_owner = NULL WHERE seq = ?"
+        )
+
+        def write(c: Connection) -> list[WebhookDelivery]:
+            found = c.execute(claim, (now + lease_seconds, owner, now, limit)).fetchall()
+            claimed = sorted((_delivery(r) for r in found), key=lambda d: d.seq)
+            endpoints: dict[tuple[str, str], Any] = {}
+            out = []
+            for delivery in claimed:
+                key = (delivery.workspace_id, delivery.endpoint_id)
+                if key not in endpoints:
+                    endpoints[key] = c.execute(target, key).fetchone()
+                if endpoints[key] is None:
+                    c.execute(orphan, (delivery.seq,))  # endpoint deleted meanwhile
+                    continue
+                url, secret = endpoints[key]
+                out.append(replace(delivery, url=url, secret=secret))
+            return out
+
+        return await self._writer.submit(write)
+
+    async def finish_webhook_delivery(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        now: float,
+        status: str,
+        retry_at: float | None = None,
+        attempted: bool = True,
+        error: str | None = None,
+        status_code: int | None = None,
+    ) -> bool:
+        if status not in ("delivered", "failed", "pending"):
+            raise ValueError(f"not a delivery outcome: {status}")
+        sql = self.q(
+            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + ?, due_at = ?, "
+            "lease_owner = NULL, last_error = COALESCE(?, last_error), "
+            "last_status = COALESCE(?, last_status), delivered_at = ? "
+            "WHERE seq = ? AND lease_token = ?"
+        )
+        args = (
+            status,
+            1 if attempted else 0,
+            retry_at if status == "pending" else None,
+            error,
+            status_code,
+            now if status == "delivered" else None,
+            delivery.seq,
+            delivery.lease_token,
+        )
+        return bool(await self._writer.submit(lambda c: c.execute(sql, args).rowcount == 1))
+
+    async def next_webhook_due_at(self) -> float | None:
+        sql = self.q("SELECT MIN(due_at) FROM webhook_deliveries WHERE due_at IS NOT NULL")
+        found = await self._read(lambda c: scalar(c.execute(sql).fetchone()))
+        return None if found is None else float(found)
+
+    async def release_webhook_leases(self, now: float) -> int:
+        sql = self.q(
+            "UPDATE webhook_deliveries SET due_at = ?, lease_owner = NULL "
+            "WHERE lease_owner IS NOT NULL AND due_at IS NOT NULL"
+        )
+        return int(await self._writer.submit(lambda c: c.execute(sql, (now,)).rowcount))
+
+    async def list_webhook_deliveries(
+        self, workspace_id: str, endpoint_id: str, *, before: int | None, limit: int
+    ) -> list[WebhookDelivery]:
+        where = "workspace_id = ? AND endpoint_id = ?"
+        args: list[Any] = [workspace_id, endpoint_id]
+        if before is not None:
+            where += " AND seq < ?"
+            args.append(before)
+        sql = self.q(
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {where} "
+            "ORDER BY seq DESC LIMIT ?"
+        )
+        found = await self._read(lambda c: c.execute(sql, [*args, limit]).fetchall())
+        return [_delivery(r) for r in found]

@@ -1,0 +1,265 @@
+"""Delivery-event webhooks against a real server process and a real HTTP receiver: endpoints
+registered over /webhooks, events for each status change of messages sent with the SDK,
+signatures, retries until a 2xx, and events queued before a kill -9 delivered after restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from relaybox_harness import (
+    LOCAL,
+    RelayboxServer,
+    SmtpServer,
+    Workspace,
+    unique,
+    unique_email,
+    verify_signature,
+    wait_for,
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    raw: bytes
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass
+class EventReceiver:
+    """A real HTTP server recording each event; answers from ``plan`` (then 200)."""
+
+    server: ThreadingHTTPServer
+    requests: list[Received] = field(default_factory=list)
+    plan: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCAL}:{self.server.server_address[1]}/events"
+
+    def for_message(self, message_id: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.body["data"]["id"] == message_id]
+
+    def acknowledged(self, message_id: str) -> list[str]:
+        """Statuses of the message's events answered with 2xx, in arrival order."""
+        return [r.body["data"]["status"] for r in self.for_message(message_id) if r.status < 300]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_receiver(port: int = 0) -> EventReceiver:
+    holder: list[EventReceiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            receiver = holder[0]
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.lock:
+                status = receiver.plan.pop(0) if receiver.plan else 200
+                receiver.requests.append(
+                    Received(dict(self.headers.items()), raw, json.loads(raw), status)
+                )
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOCAL, port), Handler)
+    server.daemon_threads = True
+    receiver = EventReceiver(server)
+    holder.append(receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[EventReceiver]:
+    found = start_receiver()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def events_ws(new_workspace: Callable[[str], Workspace], smtp: SmtpServer) -> Workspace:
+    ws = new_workspace("events")
+    ws.add_smtp_provider(smtp)
+    return ws
+
+
+def register(ws: Workspace, url: str, **extra: Any) -> dict[str, Any]:
+    with ws.http() as http:
+        created = http.post("/webhooks", json={"url": url, **extra})
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def send_email(ws: Workspace, email: str) -> str:
+    response = ws.client().send.message(
+        message={
+            "to": {"user_id": unique("u"), "email": email},
+            "content": {"title": "Hi {{name}}", "body": "Hello"},
+            "data": {"name": "Ada"},
+        }
+    )
+    assert response.request_id
+    return str(response.request_id)
+
+
+def test_status_changes_arrive_signed_in_order(
+    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer
+) -> None:
+    endpoint = register(events_ws, receiver.url, description="ops")
+    secret = endpoint["secret"]
+    assert secret.startswith("whsec_")
+    email = unique_email("ev")
+    message_id = send_email(events_ws, email)
+    smtp.recorder.wait_for(email)
+
+    wait_for(lambda: "SENT" in receiver.acknowledged(message_id), what="the SENT event", timeout=15)
+    assert receiver.acknowledged(message_id) == ["ENQUEUED", "ROUTED", "SENT"]
+    requests = receiver.for_message(message_id)
+    ids = set()
+    for request in requests:
+        signature = request.headers["X-Relaybox-Signature"]
+        assert verify_signature(secret, signature, request.raw)
+        assert not verify_signature(secret + "x", signature, request.raw)
+        timestamp = int(dict(p.split("=", 1) for p in signature.split(","))["t"])
+        assert abs(timestamp - time.time()) < 60
+        assert request.headers["Content-Type"] == "application/json"
+        ids.add(request.headers["Idempotency-Key"])
+        assert request.body["type"] == "message:updated"
+    assert len(ids) == 3  # one event id per status change
+    sent = requests[-1].body["data"]
+    message = events_ws.client().messages.retrieve(message_id)
+    assert sent["status"] == "SENT"
+    assert sent["recipient"] == message.recipient
+    assert sent["enqueued"] == message.enqueued
+    assert sent["sent"] == message.sent
+    assert sent["channel"] == "email"
+    assert sent["providers"][0]["provider"] == "smtp"
+    assert requests[0].body["data"]["status"] == "ENQUEUED"
+
+    # The endpoint is readable without its secret, and its deliveries are listed.
+    with events_ws.http() as http:
+        listed = http.get("/webhooks").json()
+        assert [e["id"] for e in listed["results"]] == [endpoint["id"]]
+        assert "secret" not in listed["results"][0]
+        assert listed["results"][0]["secret_hint"].endswith(secret[-4:])
+        got = http.get(f"/webhooks/{endpoint['id']}").json()
+        assert got["description"] == "ops"
+        assert "secret" not in got
+        deliveries = http.get(f"/webhooks/{endpoint['id']}/deliveries").json()["results"]
+        assert {d["status"] for d in deliveries} == {"delivered"}
+        assert sorted(d["event"] for d in deliveries) == ["ENQUEUED", "ROUTED", "SENT"]
+
+
+def test_event_filter_and_delete(
+    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer
+) -> None:
+    endpoint = register(events_ws, receiver.url, events=["SENT"])
+    email = unique_email("filtered")
+    message_id = send_email(events_ws, email)
+    wait_for(lambda: receiver.acknowledged(message_id), what="the SENT event", timeout=15)
+    assert receiver.acknowledged(message_id) == ["SENT"]
+
+    with events_ws.http() as http:
+        assert http.delete(f"/webhooks/{endpoint['id']}").status_code == 204
+        missing = http.get(f"/webhooks/{endpoint['id']}")
+        assert missing.status_code == 404
+        assert missing.json()["type"] == "invalid_request_error"
+    later = send_email(events_ws, unique_email("after-delete"))
+    wait_for(lambda: events_ws.client().messages.retrieve(later).status == "SENT", what="sent")
+    time.sleep(1.0)
+    assert receiver.for_message(later) == []
+
+
+def test_failing_endpoint_is_retried_until_acknowledged(
+    events_ws: Workspace, receiver: EventReceiver
+) -> None:
+    receiver.plan = [500, 500]  # the first event is refused twice
+    endpoint = register(events_ws, receiver.url, events=["ENQUEUED"])
+    message_id = send_email(events_ws, unique_email("retry"))
+    wait_for(lambda: receiver.acknowledged(message_id), what="an acknowledged event", timeout=20)
+    requests = receiver.for_message(message_id)
+    assert [r.status for r in requests] == [500, 500, 200]
+    assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
+    assert len({r.raw for r in requests}) == 1
+    with events_ws.http() as http:
+        [delivery] = http.get(f"/webhooks/{endpoint['id']}/deliveries").json()["results"]
+    assert (delivery["status"], delivery["attempts"], delivery["last_status"]) == (
+        "delivered",
+        3,
+        200,
+    )
+
+
+def test_bad_endpoints_are_refused(events_ws: Workspace) -> None:
+    with events_ws.http() as http:
+        for body, why in (
+            ({}, "url"),
+            ({"url": "ftp://example.test/x"}, "url"),
+            ({"url": "https://example.test/x", "events": ["NOPE"]}, "NOPE"),
+            ({"url": "https://example.test/x", "secret": "mine"}, "secret"),
+        ):
+            answer = http.post("/webhooks", json=body)
+            assert answer.status_code == 400, body
+            assert answer.json()["type"] == "invalid_request_error"
+            assert why in answer.json()["message"]
+        assert http.get("/webhooks/we_missing").status_code == 404
+        assert http.delete("/webhooks/we_missing").status_code == 404
+
+
+def test_events_queued_before_kill_9_are_delivered_after_restart(
+    start_server: Callable[[str], RelayboxServer], smtp: SmtpServer
+) -> None:
+    """The receiver is down while the message is sent; the server is killed with the events
+    still queued; after a restart they are delivered once the receiver is back."""
+    server = start_server("events-kill")
+    ws = Workspace(server, server.api_key)
+    try:
+        ws.add_smtp_provider(smtp)
+        down = start_receiver()
+        port = int(down.server.server_address[1])
+        endpoint = register(ws, down.url)
+        down.stop()  # connection refused from now on
+        email = unique_email("killed")
+        message_id = send_email(ws, email)
+        smtp.recorder.wait_for(email)
+        wait_for(lambda: ws.client().messages.retrieve(message_id).status == "SENT", what="SENT")
+        with ws.http() as http:
+            pending = http.get(f"/webhooks/{endpoint['id']}/deliveries").json()["results"]
+        assert {d["status"] for d in pending} == {"pending"}
+        server.kill()
+
+        back = start_receiver(port)
+        try:
+            server.start()
+            wait_for(
+                lambda: "SENT" in back.acknowledged(message_id),
+                what="events after restart",
+                timeout=40,
+            )
+            assert back.acknowledged(message_id) == ["ENQUEUED", "ROUTED", "SENT"]
+            for request in back.for_message(message_id):
+                assert verify_signature(
+                    endpoint["secret"], request.headers["X-Relaybox-Signature"], request.raw
+                )
+        finally:
+            back.stop()
+    finally:
+        ws.close()
+        server.stop()

@@ -1,0 +1,201 @@
+"""The inbox provider against a real server process: a message sent with the SDK to a user on
+the inbox channel is stored for that user, listed over the API, pushed live over Server-Sent
+Events to a real streaming HTTP client, and marking it read lowers the unread count."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from relaybox_harness import RelayboxServer, Workspace, unique, wait_for
+
+
+class EventStream:
+    """``GET /inbox/{user}/stream`` read line by line on a thread, events parsed into a queue."""
+
+    def __init__(self, ws: Workspace, user: str) -> None:
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self._client = httpx.Client(
+            base_url=ws.server.url,
+            headers={"Authorization": f"Bearer {ws.key}"},
+            timeout=httpx.Timeout(10.0, read=None),
+        )
+        self._user = user
+        self.status: int | None = None
+        self._response: httpx.Response | None = None
+        self.content_type: str | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        name = "message"
+        try:
+            with self._client.stream("GET", f"/inbox/{self._user}/stream") as response:
+                self._response = response
+                self.status = response.status_code
+                self.content_type = response.headers.get("content-type")
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        name = line[len("event: ") :]
+                    elif line.startswith("data: "):
+                        self.events.put((name, json.loads(line[len("data: ") :])))
+        except (httpx.HTTPError, RuntimeError, ValueError):
+            pass  # closed by the test
+
+    def next(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next event called ``name`` (earlier events of other names are skipped)."""
+        while True:
+            got, data = self.events.get(timeout=timeout)
+            if got == name:
+                return data
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()  # unblocks the reading thread
+        self._client.close()
+        self._thread.join(timeout=0.5)  # a read blocked on the socket ends with the process
+
+
+@pytest.fixture(scope="module")
+def inbox_ws(new_workspace: Callable[[str], Workspace]) -> Workspace:
+    ws = new_workspace("inbox")
+    ws.client().providers.create(provider="inbox", settings={})
+    return ws
+
+
+@pytest.fixture
+def open_stream() -> Iterator[Callable[[Workspace, str], EventStream]]:
+    opened: list[EventStream] = []
+
+    def open_(ws: Workspace, user: str) -> EventStream:
+        stream = EventStream(ws, user)
+        opened.append(stream)
+        return stream
+
+    yield open_
+    for stream in opened:
+        stream.close()
+
+
+def send_inbox(ws: Workspace, user: str, title: str, **extra: Any) -> str:
+    response = ws.client().send.message(
+        message={
+            "to": {"user_id": user},
+            "content": {"title": title, "body": "Your order {{order}} shipped"},
+            "data": {"order": "ORD-1"},
+            "routing": {"method": "single", "channels": ["inbox"]},
+            **extra,
+        }
+    )
+    return str(response.request_id)
+
+
+def test_inbox_message_is_listed_streamed_live_and_marked_read(
+    inbox_ws: Workspace, open_stream: Callable[[Workspace, str], EventStream]
+) -> None:
+    ws = inbox_ws
+    user = unique("reader")
+    stream = open_stream(ws, user)
+    assert stream.next("unread") == {"unreadCount": 0}
+    assert stream.status == 200
+    assert stream.content_type is not None
+    assert stream.content_type.startswith("text/event-stream")
+
+    message_id = send_inbox(ws, user, "Shipped {{order}}")
+    live = stream.next("message")
+    assert live["messageId"] == message_id
+    assert live["title"] == "Shipped ORD-1"
+    assert live["body"] == "Your order ORD-1 shipped"
+    assert live["data"] == {"order": "ORD-1"}
+    assert live["read"] is None
+    assert stream.next("unread") == {"unreadCount": 1}
+
+    wait_for(lambda: ws.client().messages.retrieve(message_id).status == "SENT", what="SENT")
+    message = ws.client().messages.retrieve(message_id)
+    assert message.to_dict()["channel"] == "inbox"
+    with ws.http() as http:
+        listed = http.get(f"/inbox/{user}/messages").json()
+        assert listed["unreadCount"] == 1
+        assert [m["messageId"] for m in listed["results"]] == [message_id]
+        assert listed["results"][0]["created"]
+        # Another user of the workspace sees nothing of it.
+        other = http.get(f"/inbox/{unique('other')}/messages").json()
+        assert other == {"results": [], "paging": {"cursor": None, "more": False}, "unreadCount": 0}
+
+        marked = http.post(f"/inbox/{user}/messages/{message_id}/read")
+        assert marked.status_code == 200, marked.text
+        assert marked.json()["read"] is not None
+        assert marked.json()["unreadCount"] == 0
+        assert http.get(f"/inbox/{user}/messages").json()["unreadCount"] == 0
+    updated = stream.next("message-updated")
+    assert updated["messageId"] == message_id
+    assert updated["read"] is not None
+    assert stream.next("unread") == {"unreadCount": 0}
+
+
+def test_archive_unread_and_errors(inbox_ws: Workspace) -> None:
+    ws = inbox_ws
+    user = unique("archiver")
+    first = send_inbox(ws, user, "One")
+    second = send_inbox(ws, user, "Two")
+    with ws.http() as http:
+        listed = wait_for(
+            lambda: (
+                (found := http.get(f"/inbox/{user}/messages").json())["unreadCount"] == 2 and found
+            ),
+            what="two inbox messages",
+        )
+        assert {m["messageId"] for m in listed["results"]} == {first, second}
+
+        assert http.post(f"/inbox/{user}/messages/{first}/archive").json()["unreadCount"] == 1
+        active = http.get(f"/inbox/{user}/messages").json()
+        assert [m["messageId"] for m in active["results"]] == [second]
+        archived = http.get(f"/inbox/{user}/messages", params={"archived": "true"}).json()
+        assert [m["messageId"] for m in archived["results"]] == [first]
+        everything = http.get(f"/inbox/{user}/messages", params={"archived": "all"}).json()
+        assert len(everything["results"]) == 2
+
+        http.post(f"/inbox/{user}/messages/{second}/read")
+        assert http.post(f"/inbox/{user}/messages/{second}/unread").json()["unreadCount"] == 1
+
+        for path, status in (
+            (f"/inbox/{user}/messages/{first}/explode", 404),
+            (f"/inbox/{unique('nobody')}/messages/{first}/read", 404),
+        ):
+            answer = http.post(path)
+            assert answer.status_code == status
+            assert answer.json()["type"] == "invalid_request_error"
+        bad = http.get(f"/inbox/{user}/messages", params={"archived": "maybe"})
+        assert bad.status_code == 400
+        assert http.get(f"/inbox/{user}/messages", params={"cursor": "junk"}).status_code == 400
+    unauthorized = httpx.get(f"{ws.server.url}/inbox/{user}/messages", timeout=10)
+    assert unauthorized.status_code == 401
+
+
+def test_inbox_provider_takes_no_settings(inbox_ws: Workspace) -> None:
+    with inbox_ws.http() as http:
+        answer = http.post("/providers", json={"provider": "inbox", "settings": {"x": 1}})
+    assert answer.status_code == 400
+    assert "no settings" in answer.json()["message"]
+
+
+def test_open_streams_end_on_shutdown(
+    start_server: Callable[[str], RelayboxServer],
+    open_stream: Callable[[Workspace, str], EventStream],
+) -> None:
+    """SIGTERM with a client still streaming: the stream is ended so the drain completes
+    (uvicorn would otherwise wait for the connection until its 30 s drain limit)."""
+    server = start_server("inbox-shutdown")
+    ws = Workspace(server, server.api_key)
+    try:
+        stream = open_stream(ws, unique("listener"))
+        assert stream.next("unread") == {"unreadCount": 0}
+        assert server.terminate(timeout=10) == 0
+    finally:
+        ws.close()
+        server.stop()
