@@ -76,7 +76,7 @@ async def test_rerun_after_a_crash_creates_each_child_once(store: SqliteStore) -
 
 
 async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStore) -> None:
-    """A missing list or template, or a data_source, is a permanent step error saying so."""
+    """A missing list or template, or a bad data_source, is a permanent step error saying so."""
     step = SendListStep(store=store)
 
     async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
@@ -88,11 +88,11 @@ async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStor
             "action": "send-list",
             "list": "team",
         },
-        "data_source is not executed by this version of Relaybox": {
+        "data_source: Invalid URL: webhook.url is required": {
             "action": "send-list",
             "list": "team",
             "template": "T",
-            "data_source": {"webhook": {"url": "https://example.com"}},
+            "data_source": {"webhook": {}},
         },
     }
     for error, spec in cases.items():

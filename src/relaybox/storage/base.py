@@ -67,6 +67,9 @@ class Message:
     #: Courier's ``metadata.tags`` and ``metadata.trace_id`` (filters of GET /messages).
     tags: tuple[str, ...] = ()
     trace_id: str | None = None
+    #: The /send request (or send-list step) this message is one of; GET /messages?messageId=
+    #: with it lists them all.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -481,8 +484,9 @@ class Store(Protocol):
         """Store several new runs and the messages they will send in one transaction.
 
         Used by POST /send: the request is acknowledged only once all of it is committed.
-        With ``idempotency``, an unexpired saved response wins: nothing is created and it is
-        returned; otherwise None.
+        ``lease_owner`` owns only the runs created leased (``lease_token`` > 0); the others
+        are left for whichever worker claims them when due. With ``idempotency``, an
+        unexpired saved response wins: nothing is created and it is returned; otherwise None.
         """
         ...
 
