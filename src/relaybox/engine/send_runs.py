@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from relaybox import ids
+from relaybox.clock import to_ms
 from relaybox.domain import send as send_request
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
 from relaybox.storage.base import Message, MessageEvent
@@ -37,8 +38,10 @@ def message_run(
     not_before: float | None = None,
     tags: tuple[str, ...] = (),
     trace_id: str | None = None,
+    window: str | None = None,
 ) -> MessageRun:
-    """The run and message for one per-recipient ``body``; held until ``not_before`` if later."""
+    """The run and message for one per-recipient ``body``; held until ``not_before`` if later
+    (``window``: the delivery window that time was computed from, shown in the history)."""
     message_id = message_id or ids.courier_id(now)
     delayed = not_before is not None and not_before > now
     recipient = send_request.recipient_id(body["to"])
@@ -77,5 +80,8 @@ def message_run(
         )
     ]
     if delayed:
-        events.append(MessageEvent(message_id, now, "DELAYED", {"until": not_before}))
+        held: dict[str, Any] = {"until": to_ms(not_before)}
+        if window:
+            held["window"] = window
+        events.append(MessageEvent(message_id, now, "DELAYED", held))
     return MessageRun(run, message, events)

@@ -110,6 +110,7 @@ class SendService:
                     not_before=send_request.send_at(plan.delay, body["to"], profile, now),
                     tags=plan.tags,
                     trace_id=plan.trace_id,
+                    window=(plan.delay or {}).get("window"),
                 )
             )
         # Courier: one recipient → the request id is the message id.

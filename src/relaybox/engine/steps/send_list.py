@@ -258,6 +258,7 @@ class _FanOut:
             not_before=send_request.send_at(delay, to, profile, self.now),
             tags=tuple(spec.get("tags") or ()),
             trace_id=spec.get("trace_id"),
+            window=delay.get("window") if isinstance(delay, dict) else None,
         )
         await self.store.create_runs(
             [built.run],
