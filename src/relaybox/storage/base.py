@@ -204,6 +204,17 @@ class BatchJoin:
 
 
 @dataclass(frozen=True)
+class Purge:
+    """One ``purge_expired`` call: whether this caller ran the round, and what it deleted."""
+
+    ran: bool
+    #: When the purge is due next (now again while expired rows are left over).
+    next_due: float
+    throttle_windows: int = 0
+    batches: int = 0
+
+
+@dataclass(frozen=True)
 class BatchRelease:
     """``release_batch``'s answer: the items once released, else when to look again."""
 
@@ -492,7 +503,13 @@ class Store(Protocol):
 
     # --- throttles and batches ----------------------------------------------------------------
     async def throttle_hit(
-        self, workspace_id: str, key: str, window_start: float, run_id: str, step_index: int
+        self,
+        workspace_id: str,
+        key: str,
+        window_start: float,
+        run_id: str,
+        step_index: int,
+        window_end: float | None = None,
     ) -> int:
         """Count the step in the key's window; its 1-based position there.
 
@@ -530,6 +547,18 @@ class Store(Protocol):
         """Release the batch if full or due (idempotent once released) and return its items.
 
         Items are in arrival order. Not yet due: ``released`` is False with the due time.
+        """
+        ...
+
+    async def purge_expired(
+        self, now: float, *, retention: float, every: float, limit: int
+    ) -> Purge:
+        """Delete throttle windows that ended, and batches released or abandoned, more than
+        ``retention`` seconds before ``now``: at most ``limit`` of each, in one transaction.
+
+        A durable due-time row decides who runs a round: a call before the task is due does
+        nothing; the one call that moves the due time forward (by ``every``, or to ``now``
+        while rows are left over) runs it, however many workers try at once.
         """
         ...
 
