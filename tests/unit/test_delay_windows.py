@@ -138,3 +138,11 @@ def test_result_is_inside_the_window_never_before_now_and_the_first_such_minute(
     while probe < found:
         assert not inside(probe), (text, zone, now, found, probe)
         probe += step * 15 if (found - probe) > 3600 else step
+
+
+@_settings
+@given(ZONES, st.floats(min_value=1_577_836_800, max_value=1_893_456_000))
+def test_an_always_open_window_returns_now_exactly(zone: ZoneInfo, now: float) -> None:
+    """Inside the window the answer is now itself, not a microsecond later (not 'delayed')."""
+    assert next_in_window("Mo-Su 00:00-24:00", now, zone) == now
+    assert next_in_window("Mo-Su 00:00-24:00", now, parse_zone("UTC+2")) == now

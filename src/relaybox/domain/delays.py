@@ -258,6 +258,8 @@ def next_in_window(window: str, now: float, zone: tzinfo) -> float:
         # read naively in that offset is exact.
         hours = OpeningHours(window)
         at = datetime.fromtimestamp(now, zone).replace(tzinfo=None)
+    if hours.is_open(at):
+        return now  # exactly: a round trip through datetime could land a microsecond later
     for _ in range(_MAX_WINDOW_CHANGES):
         if hours.is_open(at):
             instant = at if at.tzinfo is not None else at.replace(tzinfo=zone)

@@ -3,14 +3,11 @@
 ``list`` names one list; ``list_pattern`` (``*`` one part, ``**`` one or more, as in
 ``GET /lists?pattern=``) sends to the subscribers of every matching live list, once each.
 
-Two shapes, one fan-out:
-
-* an automation's step (``template``, ``data``, ``brand``): each subscriber gets a durable
-  one-step internal run with a template ``send`` step;
-* the run behind a ``POST /send`` list recipient (``message``: the full Courier message,
-  ``delay``, ``tags``, ``trace_id``): each subscriber gets exactly what a directly addressed
-  recipient gets (engine/send_runs.py), its message row created with the child, ``DELAYED``
-  until its own delivery window opens in its own time zone.
+Each subscriber gets exactly what a directly addressed /send recipient gets
+(engine/send_runs.py): a durable one-step internal run and its message row, created together.
+The message is the automation step's ``template``, ``data`` and ``brand``, or, for the run
+behind a ``POST /send`` list recipient, the full Courier ``message`` (with ``delay``,
+``tags``, ``trace_id``: ``DELAYED`` until its own delivery window opens in its own time zone).
 
 Subscribers are read in pages, never all at once. The step's ``message_id`` is one request
 id for the whole fan-out, fixed (checkpointed, or preset by /send) before the first child
@@ -44,7 +41,7 @@ from relaybox import ids
 from relaybox.domain import send as send_request
 from relaybox.domain.lists import ListPattern
 from relaybox.domain.merge import merge
-from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
 from relaybox.engine import send_runs
 from relaybox.engine.steps.base import Checkpoint, StepResult
@@ -214,10 +211,7 @@ class _FanOut:
             body=b"",
             expires_at=self.now + _DEDUPE_SECONDS,
         )
-        if isinstance(self.step_spec.get("message"), dict):
-            await self._message_child(user_id, data, dedupe)
-        else:
-            await self._template_child(user_id, data, dedupe)
+        await self._child(user_id, data, dedupe)
         tally.sent += 1
 
     @property
@@ -238,9 +232,7 @@ class _FanOut:
             _, payload = await fetch_object(self.http, self.guard, request)
         return payload
 
-    async def _message_child(
-        self, user_id: str, data: dict[str, Any], dedupe: IdempotencyWrite
-    ) -> None:
+    async def _child(self, user_id: str, data: dict[str, Any], dedupe: IdempotencyWrite) -> None:
         spec = self.step_spec
         to: dict[str, Any] = {"user_id": user_id}
         if spec.get("recipient_data"):
@@ -268,34 +260,6 @@ class _FanOut:
             idempotency=dedupe,
         )
 
-    async def _template_child(
-        self, user_id: str, data: dict[str, Any], dedupe: IdempotencyWrite
-    ) -> None:
-        steps_def = (
-            {
-                "action": "send",
-                "recipient": user_id,
-                "template": self.body["template"],
-                "data": data,
-                "brand": self.body["brand"],
-            },
-        )
-        child = Run(
-            id=ids.courier_id(self.now),
-            workspace_id=self.run.workspace_id,
-            steps_def=steps_def,
-            steps=new_steps(steps_def),
-            # The subscriber's stored profile (their email) is merged in at creation.
-            context=RunContext(recipient=user_id, brand=self.body["brand"]),
-            status=RunStatus.PROCESSING,
-            created_at=self.now,
-            updated_at=self.now,
-            source=send_runs.SEND_SOURCE,
-            due_at=self.now,
-        )
-        dedupe = replace(dedupe, body=child.id.encode())
-        await self.store.create_run(child, lease_owner=None, merge_profile=True, idempotency=dedupe)
-
 
 def _body(spec: dict[str, Any], run: Run) -> dict[str, Any]:
     """What every child sends: /send's message, or the automation step's template send."""
@@ -310,7 +274,7 @@ def _body(spec: dict[str, Any], run: Run) -> dict[str, Any]:
     return {
         "template": template,
         "data": {**run.context.data, **(extra or {})},
-        "brand": spec.get("brand") or run.context.brand,
+        "brand_id": spec.get("brand") or run.context.brand,
     }
 
 
