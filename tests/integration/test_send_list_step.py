@@ -72,11 +72,19 @@ async def test_rerun_after_a_crash_creates_each_child_once(store: SqliteStore) -
     assert sorted(c.context.recipient or "" for c in children) == ["u0", "u1", "u2"]
     assert {c.source for c in children} == {"send"}
     spec = children[0].steps_def[0]
-    assert (spec["action"], spec["template"], spec["data"]) == ("send", "T", {"a": 1, "b": 2})
+    assert spec["action"] == "send"
+    message = spec["message"]
+    assert (message["template"], message["data"]) == ("T", {"a": 1, "b": 2})
+    # Each child's message exists from the start, listed under the one request id.
+    for child in children:
+        stored = await store.get_message(WS, child.steps[0].message_id or "")
+        assert stored is not None
+        assert (stored.status, stored.request_id) == ("ENQUEUED", request_id)
+        assert stored.recipient == child.context.recipient
 
 
 async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStore) -> None:
-    """A missing list or template, or a data_source, is a permanent step error saying so."""
+    """A missing list or template, or a bad data_source, is a permanent step error saying so."""
     step = SendListStep(store=store)
 
     async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
@@ -88,11 +96,11 @@ async def test_unknown_list_or_missing_template_fails_the_step(store: SqliteStor
             "action": "send-list",
             "list": "team",
         },
-        "data_source is not executed by this version of Relaybox": {
+        "data_source: Invalid URL: webhook.url is required": {
             "action": "send-list",
             "list": "team",
             "template": "T",
-            "data_source": {"webhook": {"url": "https://example.com"}},
+            "data_source": {"webhook": {}},
         },
     }
     for error, spec in cases.items():

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from relaybox.domain.send import DEFAULT_ROUTING, parse, recipient_id, supplied_profile
+from relaybox.domain.send import (
+    DEFAULT_ROUTING,
+    parse,
+    recipient_id,
+    send_at,
+    supplied_profile,
+)
 from relaybox.errors import ValidationError
 
 NOW = 1_700_000_000.0
@@ -53,7 +59,15 @@ def test_channels_are_normalised() -> None:
 @pytest.mark.parametrize(
     ("message", "needle"),
     [
-        ({"to": {"list_id": "l"}}, "list_id recipients are not supported"),
+        ({"to": {"audience_id": "a"}}, "audience_id recipients are not supported"),
+        ({"to": {"webhook": {"url": "https://x.y"}}}, "webhook recipients are not supported"),
+        ({"to": {"list_id": "l", "filters": []}}, "message.to.filters"),
+        ({"to": [{"list_id": "l", "list_pattern": "l.*"}]}, "message.to[0]: Provide list_id"),
+        ({"to": {"list_pattern": "a..b"}}, "message.to.list_pattern"),
+        ({"to": {"locale": "fr"}}, "message.to: Provide user_id"),
+        ({"to": {"user_id": "u", "timezone": "Mars/Base"}}, "time zone"),
+        ({"delay": {"until": "Someday 9-5"}}, "message.delay.until"),
+        ({"delay": {"until": "Mo-Fr 09:00-17:00", "timezone": "X/Y"}}, "time zone"),
         ({"to": [{"user_id": 3}]}, "message.to[0].user_id"),
         ({"channels": {"fax": {}}}, "message.channels.fax"),
         ({"channels": {"email": {"routing_method": "all"}}}, "not supported"),
@@ -79,3 +93,41 @@ def test_recipient_id_and_supplied_profile() -> None:
     assert recipient_id(to) == "u"
     assert recipient_id({"phone_number": "+1"}) == "+1"
     assert supplied_profile(to) == {"email": "e@x.y"}
+
+
+def test_list_recipients_fan_out_and_user_keys_win() -> None:
+    """list_id / list_pattern recipients are fan-outs; a user recipient's own list_id is not."""
+    plan = parse(
+        body(
+            to=[
+                {"list_id": "team", "data": {"x": 1}},
+                {"list_pattern": "team.*"},
+                {"user_id": "u", "list_id": "team"},
+            ]
+        ),
+        NOW,
+    )
+    assert plan.fan_outs == [
+        {"list_id": "team", "data": {"x": 1}},
+        {"list_pattern": "team.*", "data": {}},
+    ]
+    assert [m["to"] for m in plan.messages] == [{"user_id": "u", "list_id": "team"}]
+    assert plan.shared["template"] == "T"
+
+
+def test_a_window_delay_is_computed_per_recipient_zone() -> None:
+    """until may be a delivery window; its zone is delay.timezone > to.timezone > profile > UTC."""
+    now = 1_796_428_800.0  # Saturday 2026-12-05 00:00 UTC
+    plan = parse(body(delay={"until": "Mo-Fr 09:00-17:00"}), now)
+    assert plan.delay == {"not_before": None, "window": "Mo-Fr 09:00-17:00", "timezone": None}
+    monday_9_utc = now + 2 * 86_400 + 9 * 3600
+    assert send_at(plan.delay, {}, {}, now) == monday_9_utc
+    assert send_at(plan.delay, {}, {"timezone": "Europe/Berlin"}, now) == monday_9_utc - 3600
+    assert send_at(plan.delay, {}, {"timezone": "nonsense"}, now) == monday_9_utc
+    assert send_at(plan.delay, {"timezone": "UTC-5"}, {"timezone": "Europe/Berlin"}, now) == (
+        monday_9_utc + 5 * 3600
+    )
+    zoned = parse(body(delay={"until": "Mo-Fr 09:00-17:00", "timezone": "UTC+1"}), now).delay
+    assert send_at(zoned, {"timezone": "UTC-5"}, {}, now) == monday_9_utc - 3600
+    assert send_at(None, {}, {}, now) is None
+    assert send_at(parse(body(delay={"duration": 1000}), now).delay, {}, {}, now) == now + 1

@@ -29,6 +29,12 @@ Decisions, in one place:
   ``+7:00``) for us, and changes between Python versions. A zone-less instant is UTC; a date alone
   is midnight UTC; ``24:00`` is the end of the day (as in ISO 8601 and JavaScript's ``Date``);
   leap seconds (``:60``) are refused.
+* ``/send`` also takes a delivery window as ``until`` (``Mo-Fr 09:00-17:00``): the OpenStreetMap
+  ``opening_hours`` grammar Courier's examples use, parsed by the maintained ``opening-hours-py``
+  library (a Rust parser) rather than a hand-written subset, so ``Mo-Fr 09:00-12:00,14:00-18:00``,
+  ``Sa-Su``, ``; PH off`` and the rest behave as documented there. Start inclusive, end
+  exclusive. The window is read in the recipient's zone: an IANA name (``zoneinfo``, so DST is
+  the zone's own) or a fixed ``UTC±H[:MM]`` offset.
 * When a step names both ``until`` and ``duration`` (Courier says either is required, and does
   not say which wins), ``until`` wins: it is the more specific instruction. The duration must
   still be valid, so that a typo does not lie dormant.
@@ -39,12 +45,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from opening_hours import OpeningHours
 
 from relaybox.errors import ValidationError
 
-__all__ = ["parse_duration", "parse_until", "validate_delay_step", "wake_time"]
+__all__ = [
+    "next_in_window",
+    "parse_duration",
+    "parse_until",
+    "parse_window",
+    "parse_zone",
+    "validate_delay_step",
+    "wake_time",
+]
 
 _MS_MAX_LENGTH: Final = 100
 
@@ -110,6 +127,12 @@ _BASIC_RE: Final = re.compile(
 )
 _OFFSET_RE: Final = re.compile(r"(?P<sign>[+-])(?P<hours>\d{1,2}):?(?P<minutes>\d{2})?", re.ASCII)
 
+_FIXED_ZONE_RE: Final = re.compile(
+    r"(?:UTC|GMT)(?:(?P<sign>[+-])(?P<hours>\d{1,2})(?::?(?P<minutes>\d{2}))?)?", re.ASCII
+)
+#: State changes followed while looking for the window's next opening (a closed stretch and
+#: DST gaps can add a few); bounded so a pathological expression cannot loop for long.
+_MAX_WINDOW_CHANGES: Final = 64
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 _MISSING_MESSAGE: Final = (
@@ -188,6 +211,64 @@ def validate_delay_step(step: Mapping[str, Any]) -> None:
         parse_duration(duration)
     if until is not None and not _resolved_at_run_time(until):
         parse_until(until)
+
+
+def parse_window(value: str) -> str:
+    """Validate a delivery window (``Mo-Fr 09:00-17:00``); returns it unchanged."""
+    try:
+        OpeningHours(value)
+    # The library's ParserError (missing from its type stubs) derives from Exception only.
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "not understood"
+        raise ValidationError(
+            f'Invalid delivery window {_quote(value)}: {first}; e.g. "Mo-Fr 09:00-17:00" or '
+            '"Mo-Fr 09:00-12:00,14:00-18:00"'
+        ) from None
+    return value
+
+
+def parse_zone(value: str) -> tzinfo:
+    """An IANA zone (``America/New_York``) or a fixed offset (``UTC``, ``UTC-5``, ``UTC+05:30``)."""
+    match = _FIXED_ZONE_RE.fullmatch(value)
+    if match is not None:
+        if match["sign"] is None:
+            return UTC
+        minutes = int(match["hours"]) * 60 + int(match["minutes"] or 0)
+        if minutes > 18 * 60:
+            raise ValidationError(f"Invalid time zone {_quote(value)}: offset beyond 18 hours")
+        return timezone(timedelta(minutes=-minutes if match["sign"] == "-" else minutes))
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f'Invalid time zone {_quote(value)}: use an IANA name such as "Europe/Paris" or "UTC-5"'
+        ) from None
+
+
+def next_in_window(window: str, now: float, zone: tzinfo) -> float:
+    """The first instant at or after ``now`` inside ``window`` read in ``zone`` (epoch seconds).
+
+    A window that never opens (``off``) or not within a few years raises ValidationError.
+    """
+    if isinstance(zone, ZoneInfo):
+        hours = OpeningHours(window, timezone=zone)
+        at = datetime.fromtimestamp(now, zone)
+    else:
+        # The library only takes IANA zones; a fixed offset has no DST, so wall-clock time
+        # read naively in that offset is exact.
+        hours = OpeningHours(window)
+        at = datetime.fromtimestamp(now, zone).replace(tzinfo=None)
+    if hours.is_open(at):
+        return now  # exactly: a round trip through datetime could land a microsecond later
+    for _ in range(_MAX_WINDOW_CHANGES):
+        if hours.is_open(at):
+            instant = at if at.tzinfo is not None else at.replace(tzinfo=zone)
+            return max(now, instant.timestamp())
+        following = hours.next_change(at)
+        if following is None or following <= at:
+            break
+        at = following
+    raise ValidationError(f"Delivery window {_quote(window)} never opens")
 
 
 def _resolved_at_run_time(value: object) -> bool:

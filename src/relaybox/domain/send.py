@@ -7,10 +7,12 @@ Pure: the service turns each per-recipient message into a one-step internal run 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from relaybox.domain import delays
+from relaybox.domain.lists import ListPattern
 from relaybox.domain.routing import CHANNELS
 from relaybox.errors import ValidationError
 
@@ -20,26 +22,28 @@ DEFAULT_ROUTING: dict[str, Any] = {"method": "single", "channels": ["email", "we
 MAX_RECIPIENTS = 1000
 #: Recipient keys a user recipient may carry; the profile fields among them address channels.
 _ADDRESS_KEYS = ("email", "phone_number", "locale")
-_UNSUPPORTED_RECIPIENTS = (
-    "list_id",
-    "list_pattern",
-    "audience_id",
-    "slack",
-    "ms_teams",
-    "pagerduty",
-    "webhook",
-)
+#: Courier's direct (profile-less) recipients: no provider here speaks them yet.
+_DIRECT_RECIPIENTS = ("slack", "ms_teams", "pagerduty", "webhook")
+_USER_KEYS = ("user_id", "email", "phone_number")
 
 
 @dataclass(frozen=True)
 class SendPlan:
-    """A validated send: one message body per recipient and when to start sending."""
+    """A validated send: one message body per user recipient, the lists to fan out to, and
+    when to start sending."""
 
     messages: list[dict[str, Any]]
     #: Epoch seconds before which nothing is sent (``delay``), or None to send at once.
     not_before: float | None
     tags: tuple[str, ...]
     trace_id: str | None
+    #: ``list_id`` / ``list_pattern`` recipients ({"list_id" or "list_pattern", "data"}): each
+    #: becomes one message per subscriber, under the request's one id.
+    fan_outs: list[dict[str, Any]] = field(default_factory=list)
+    #: The message fields every recipient shares (copied per subscriber by a fan-out).
+    shared: dict[str, Any] = field(default_factory=dict)
+    #: ``delay`` normalised: {"not_before", "window", "timezone"} (see :func:`send_at`).
+    delay: dict[str, Any] | None = None
 
 
 def parse(body: Mapping[str, Any], now: float) -> SendPlan:
@@ -47,7 +51,7 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
     message = body.get("message")
     if not isinstance(message, dict):
         raise ValidationError("message: Required object")
-    recipients = _recipients(message.get("to"))
+    recipients, fan_outs = _recipients(message.get("to"))
     template = message.get("template")
     content = message.get("content")
     if template is not None and (not isinstance(template, str) or not template):
@@ -65,7 +69,7 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
     routing = _routing(message.get("routing"))
     channels = _channels(message.get("channels") or {})
     tags, trace_id = _metadata(message.get("metadata"))
-    not_before = _delay(message.get("delay"), now)
+    delay = _delay(message.get("delay"), now)
     shared = {
         "template": template,
         "content": content,
@@ -75,7 +79,44 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
         "channels": channels,
     }
     bodies = [{"to": to, **shared} for to in recipients]
-    return SendPlan(messages=bodies, not_before=not_before, tags=tags, trace_id=trace_id)
+    return SendPlan(
+        messages=bodies,
+        not_before=None if delay is None else delay["not_before"],
+        tags=tags,
+        trace_id=trace_id,
+        fan_outs=fan_outs,
+        shared=shared,
+        delay=delay,
+    )
+
+
+def send_at(
+    delay: Mapping[str, Any] | None,
+    to: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    now: float,
+) -> float | None:
+    """When one recipient's message may be sent (None: at once).
+
+    A delivery window is read in ``delay.timezone``, else the recipient's ``timezone``, else
+    the stored profile's ``timezone`` (a bad one there falls back: it is not this request's
+    fault), else UTC.
+    """
+    if delay is None:
+        return None
+    window = delay.get("window")
+    if window is None:
+        not_before = delay.get("not_before")
+        return None if not_before is None else float(not_before)
+    zone = UTC
+    for name in (delay.get("timezone"), to.get("timezone"), profile.get("timezone")):
+        if isinstance(name, str) and name:
+            try:
+                zone = delays.parse_zone(name)  # type: ignore[assignment]
+                break
+            except ValidationError:
+                continue
+    return delays.next_in_window(window, now, zone)
 
 
 def recipient_id(to: Mapping[str, Any]) -> str | None:
@@ -92,29 +133,76 @@ def supplied_profile(to: Mapping[str, Any]) -> dict[str, Any]:
     return {k: to[k] for k in _ADDRESS_KEYS if to.get(k) is not None}
 
 
-def _recipients(to: Any) -> list[dict[str, Any]]:
+def _recipients(to: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """User recipients, and list / list_pattern recipients to fan out (discriminated by key,
+    as the SDK sends no type tag: a user key wins, since a user recipient may carry a
+    ``list_id`` of its own)."""
     items = to if isinstance(to, list) else [to]
     if to is None or not items:
         raise ValidationError("message.to: Required recipient or list of recipients")
     if len(items) > MAX_RECIPIENTS:
         raise ValidationError(f"message.to: At most {MAX_RECIPIENTS} recipients per request")
-    found = []
+    users: list[dict[str, Any]] = []
+    fan_outs: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         where = f"message.to[{i}]" if isinstance(to, list) else "message.to"
         if not isinstance(item, dict):
             raise ValidationError(f"{where}: Expected object")
-        unsupported = [k for k in _UNSUPPORTED_RECIPIENTS if item.get(k) is not None]
-        if unsupported:
-            raise ValidationError(
-                f"{where}: {unsupported[0]} recipients are not supported by this version; "
-                "send to user_id, email or phone_number"
-            )
-        for key in ("user_id", "email", "phone_number", "locale"):
-            if item.get(key) is not None and not isinstance(item[key], str):
-                raise ValidationError(f"{where}.{key}: Expected string")
-        if recipient_id(item) is None:
-            raise ValidationError(f"{where}: Provide user_id, email or phone_number")
-        found.append(dict(item))
+        if item.get("data") is not None and not isinstance(item["data"], dict):
+            raise ValidationError(f"{where}.data: Expected object")
+        if item.get("timezone") is not None:
+            if not isinstance(item["timezone"], str):
+                raise ValidationError(f"{where}.timezone: Expected string")
+            delays.parse_zone(item["timezone"])
+        if any(item.get(k) is not None for k in _USER_KEYS):
+            users.append(_user(item, where))
+        elif item.get("list_id") is not None or item.get("list_pattern") is not None:
+            fan_outs.append(_fan_out(item, where))
+        else:
+            raise ValidationError(_unsupported(item, where))
+    return users, fan_outs
+
+
+def _user(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    for key in (*_USER_KEYS, "locale"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise ValidationError(f"{where}.{key}: Expected string")
+    if recipient_id(item) is None:
+        raise ValidationError(f"{where}: Provide user_id, email or phone_number")
+    return dict(item)
+
+
+def _unsupported(item: Mapping[str, Any], where: str) -> str:
+    if item.get("audience_id") is not None:
+        return (
+            f"{where}: audience_id recipients are not supported by this version (there is "
+            "no /audiences API yet); send to list_id, list_pattern or user recipients"
+        )
+    direct = [k for k in _DIRECT_RECIPIENTS if item.get(k) is not None]
+    if direct:
+        return (
+            f"{where}: {direct[0]} recipients are not supported by this version; "
+            "send to user_id, email, phone_number, list_id or list_pattern"
+        )
+    return f"{where}: Provide user_id, email, phone_number, list_id or list_pattern"
+
+
+def _fan_out(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    if item.get("filters") is not None:
+        # Refused rather than ignored: ignoring a filter would send to more people.
+        raise ValidationError(f"{where}.filters: list filters are not supported by this version")
+    if item.get("list_id") is not None and item.get("list_pattern") is not None:
+        raise ValidationError(f"{where}: Provide list_id or list_pattern, not both")
+    found: dict[str, Any] = {"data": dict(item.get("data") or {})}
+    for key in ("list_id", "list_pattern"):
+        value = item.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ValidationError(f"{where}.{key}: Expected a non-empty string")
+        if key == "list_pattern" and any(not p for p in ListPattern.parse(value).parts):
+            raise ValidationError(f"{where}.list_pattern: empty part in {value!r}")
+        found[key] = value
     return found
 
 
@@ -191,21 +279,40 @@ def _metadata(raw: Any) -> tuple[tuple[str, ...], str | None]:
     return tuple(dict.fromkeys(tags)), trace_id
 
 
-def _delay(raw: Any, now: float) -> float | None:
+def _delay(raw: Any, now: float) -> dict[str, Any] | None:
+    """{"not_before": epoch or None, "window": opening hours or None, "timezone": name or None}."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
         raise ValidationError("message.delay: Expected object")
     duration = raw.get("duration")
     until = raw.get("until")
+    zone = raw.get("timezone")
     if duration is not None and (
         isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
     ):
         raise ValidationError("message.delay.duration: Expected a non-negative integer (ms)")
+    if zone is not None:
+        if not isinstance(zone, str):
+            raise ValidationError("message.delay.timezone: Expected string")
+        delays.parse_zone(zone)
+    found: dict[str, Any] = {"not_before": None, "window": None, "timezone": zone}
     if until is not None:
         if not isinstance(until, str):
-            raise ValidationError("message.delay.until: Expected an ISO 8601 string")
-        return max(now, delays.parse_until(until))
+            raise ValidationError("message.delay.until: Expected an ISO 8601 string or a window")
+        try:
+            found["not_before"] = max(now, delays.parse_until(until))
+        except ValidationError:
+            # Not an instant: a delivery window such as "Mo-Fr 09:00-17:00".
+            try:
+                found["window"] = delays.parse_window(until)
+            except ValidationError as exc:
+                raise ValidationError(
+                    "message.delay.until: Expected an ISO 8601 instant or a delivery window; "
+                    + exc.message
+                ) from None
+        return found
     if duration is None:
         raise ValidationError("message.delay: Provide duration (ms) or until")
-    return now + duration / 1000.0
+    found["not_before"] = now + duration / 1000.0
+    return found

@@ -4,6 +4,10 @@ Pending delays are rows with a due time. The loop sleeps until the earliest due 
 the database (or until poked because an earlier one was just written), claims a bounded
 batch, and goes back to sleep: it never holds more than one batch of upcoming timers in
 memory, and never a coroutine per waiting run.
+
+The same loop drives periodic housekeeping (deleting expired throttle windows and old
+released batches) from a due-time row in the database: when that time comes, one bounded
+round runs in the store, which also settles which of several workers runs it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ class TimerLoop:
         batch: int = 256,
         max_backlog: int = 2048,
         idle_check: float = 30.0,
+        purge_every: float = 3600.0,
+        purge_retention: float = 7 * 86_400.0,
+        purge_limit: int = 1000,
     ) -> None:
         self._engine = engine
         self._store = engine.store
@@ -38,6 +45,11 @@ class TimerLoop:
         self._poke = asyncio.Event()
         engine.on_release(self._poke)
         self._task: asyncio.Task[None] | None = None
+        self._purge_every = purge_every
+        self._purge_retention = purge_retention
+        self._purge_limit = purge_limit
+        #: The purge's due time as last read from the database (0: read it on the first tick).
+        self._purge_due = 0.0
 
     def poke(self) -> None:
         self._poke.set()
@@ -67,9 +79,32 @@ class TimerLoop:
                 log.exception("timer loop failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
 
+    async def purge(self) -> None:
+        """Run the expired-rows purge if it is due (the store decides who runs a round)."""
+        now = self._clock.now()
+        if now < self._purge_due:
+            return
+        try:
+            done = await self._store.purge_expired(
+                now,
+                retention=self._purge_retention,
+                every=self._purge_every,
+                limit=self._purge_limit,
+            )
+        except Exception:
+            log.exception("purge of expired throttle and batch rows failed; retrying in 60 s")
+            self._purge_due = now + 60.0
+            return
+        self._purge_due = done.next_due
+        if done.ran and (done.throttle_windows or done.batches):
+            log.info(
+                "purged %d throttle windows and %d batches", done.throttle_windows, done.batches
+            )
+
     async def tick(self) -> None:
         """Claim what is due, then sleep until the next due time or a poke."""
         self._poke.clear()
+        await self.purge()
         if self._engine.backlog < self._max_backlog:
             claimed = await self._store.claim_due_runs(
                 self._engine.owner,
@@ -89,6 +124,7 @@ class TimerLoop:
         wait = self._idle_check
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - self._clock.now()))
+        wait = min(wait, max(0.0, self._purge_due - self._clock.now()))
         if wait <= 0:
             await asyncio.sleep(0.005)  # due but leased elsewhere; don't spin hot
             return

@@ -18,13 +18,11 @@ from relaybox import ids
 from relaybox.clock import Clock
 from relaybox.domain import send as send_request
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.engine import send_runs
 from relaybox.engine.engine import Engine
 from relaybox.errors import NotFound
 from relaybox.services.idempotency import Idempotency, check_same_request
-from relaybox.storage.base import Message, MessageEvent, Store, StoredResponse
-
-#: ``Run.source`` of the internal runs behind /send (kept out of automation run listings).
-SEND_SOURCE = "send"
+from relaybox.storage.base import Message, Store, StoredResponse
 
 
 @dataclass(frozen=True)
@@ -101,54 +99,42 @@ class SendService:
         now: float,
         idem: Idempotency | None,
     ) -> Accepted:
-        delayed = plan.not_before is not None and plan.not_before > now
-        # Created already claimed by this process's engine when it can start at once.
-        local = self._engine is not None and not delayed
-        runs: list[Run] = []
-        messages: list[Message] = []
-        events: list[MessageEvent] = []
+        built = []
         for body in plan.messages:
-            message_id = ids.courier_id(now)
-            run = _run(workspace_id, body, message_id, now)
-            if delayed:
-                run = replace(run, due_at=plan.not_before)
-            elif self._engine is not None:
-                run = replace(run, due_at=now + self._engine.lease_seconds, lease_token=1)
-            runs.append(run)
-            message = Message(
-                workspace_id=workspace_id,
-                id=message_id,
-                status="DELAYED" if delayed else "ENQUEUED",
-                enqueued_at=now,
-                updated_at=now,
-                recipient=send_request.recipient_id(body["to"]),
-                notification=body.get("template"),
-                event=body.get("template"),
-                run_id=run.id,
-                idempotency_key=message_id,
-                tags=plan.tags,
-                trace_id=plan.trace_id,
-            )
-            messages.append(message)
-            events.append(
-                MessageEvent(
-                    message_id,
+            profile = await self._zone_profile(workspace_id, plan, body["to"])
+            built.append(
+                send_runs.message_run(
+                    workspace_id,
+                    body,
                     now,
-                    "ENQUEUED",
-                    {"recipient": message.recipient, "data": body.get("data") or {}},
+                    not_before=send_request.send_at(plan.delay, body["to"], profile, now),
+                    tags=plan.tags,
+                    trace_id=plan.trace_id,
+                    window=(plan.delay or {}).get("window"),
                 )
             )
-            if delayed:
-                events.append(MessageEvent(message_id, now, "DELAYED", {"until": plan.not_before}))
         # Courier: one recipient → the request id is the message id.
-        request_id = messages[0].id if len(messages) == 1 else ids.courier_id(now)
+        single = len(built) == 1 and not plan.fan_outs
+        request_id = built[0].message.id if single else ids.courier_id(now)
+        built = [replace(b, message=replace(b.message, request_id=request_id)) for b in built]
+        fan_outs = [
+            await self._fan_out(workspace_id, plan, f, request_id, now) for f in plan.fan_outs
+        ]
+        runs = [b.run for b in built] + fan_outs
+        # Created already claimed by this process's engine when they can start at once.
+        local: list[Run] = []
+        if self._engine is not None:
+            due = now + self._engine.lease_seconds
+            at_once = {r.id for r in runs if r.due_at is not None and r.due_at <= now}
+            runs = [replace(r, due_at=due, lease_token=1) if r.id in at_once else r for r in runs]
+            local = [r for r in runs if r.id in at_once]
         write = None
         if idem is not None:
             write = idem.write(202, orjson.dumps({"requestId": request_id}))
         replay = await self._store.create_runs(
             runs,
-            messages=messages,
-            events=events,
+            messages=[b.message for b in built],
+            events=[e for b in built for e in b.events],
             lease_owner=self._engine.owner if local and self._engine else None,
             idempotency=write,
         )
@@ -156,27 +142,59 @@ class SendService:
             assert idem is not None
             check_same_request(replay, idem)
             return Accepted(replay=replay)
-        if local and self._engine is not None:
-            for run in runs:
+        if self._engine is not None:
+            for run in local:
                 self._engine.submit(run)
-        elif self._engine is not None:
-            self._engine.scheduled()
+            if len(local) < len(runs):
+                self._engine.scheduled()
         return Accepted(request_id=request_id)
 
+    async def _zone_profile(
+        self, workspace_id: str, plan: send_request.SendPlan, to: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The stored profile, read only when a delivery window needs the recipient's zone."""
+        delay = plan.delay or {}
+        if delay.get("window") is None or delay.get("timezone") or to.get("timezone"):
+            return {}
+        user_id = to.get("user_id")
+        if not isinstance(user_id, str):
+            return {}
+        return await self._store.get_profile(workspace_id, user_id) or {}
 
-def _run(workspace_id: str, body: dict[str, Any], message_id: str, now: float) -> Run:
-    steps_def = ({"action": "send", "message": body},)
-    steps = new_steps(steps_def)
-    return Run(
-        id=ids.courier_id(now),
-        workspace_id=workspace_id,
-        steps_def=steps_def,
-        # The message id is fixed up front so GET /messages/{requestId} works at once.
-        steps=(replace(steps[0], message_id=message_id),),
-        context=RunContext(recipient=send_request.recipient_id(body["to"])),
-        status=RunStatus.PROCESSING,
-        created_at=now,
-        updated_at=now,
-        source=SEND_SOURCE,
-        due_at=now,
-    )
+    async def _fan_out(
+        self,
+        workspace_id: str,
+        plan: send_request.SendPlan,
+        target: dict[str, Any],
+        request_id: str,
+        now: float,
+    ) -> Run:
+        """A run whose send-list step sends the message to every subscriber of the list(s)."""
+        list_id = target.get("list_id")
+        if list_id is not None and await self._store.get_list(workspace_id, list_id) is None:
+            raise NotFound(f"List {list_id} not found")
+        step: dict[str, Any] = {
+            "action": "send-list",
+            "message": plan.shared,
+            "recipient_data": target["data"],
+            "delay": plan.delay,
+            "tags": list(plan.tags),
+            "trace_id": plan.trace_id,
+        }
+        step.update({k: target[k] for k in ("list_id", "list_pattern") if k in target})
+        if list_id is not None:
+            step["list"] = step.pop("list_id")
+        steps_def = (step,)
+        return Run(
+            id=ids.courier_id(now),
+            workspace_id=workspace_id,
+            steps_def=steps_def,
+            # The fan-out's children all carry this request id (fixed before any exists).
+            steps=(replace(new_steps(steps_def)[0], message_id=request_id),),
+            context=RunContext(),
+            status=RunStatus.PROCESSING,
+            created_at=now,
+            updated_at=now,
+            source=send_runs.SEND_SOURCE,
+            due_at=now,
+        )

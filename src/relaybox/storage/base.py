@@ -78,6 +78,9 @@ class Message:
     #: Courier's ``metadata.tags`` and ``metadata.trace_id`` (filters of GET /messages).
     tags: tuple[str, ...] = ()
     trace_id: str | None = None
+    #: The /send request (or send-list step) this message is one of; GET /messages?messageId=
+    #: with it lists them all.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,17 @@ class BatchJoin:
     #: "open", "full" (max_items reached: release at once) or "released".
     status: str
     due_at: float
+
+
+@dataclass(frozen=True)
+class Purge:
+    """One ``purge_expired`` call: whether this caller ran the round, and what it deleted."""
+
+    ran: bool
+    #: When the purge is due next (now again while expired rows are left over).
+    next_due: float
+    throttle_windows: int = 0
+    batches: int = 0
 
 
 @dataclass(frozen=True)
@@ -591,14 +605,21 @@ class Store(Protocol):
         """Store several new runs and the messages they will send in one transaction.
 
         Used by POST /send: the request is acknowledged only once all of it is committed.
-        With ``idempotency``, an unexpired saved response wins: nothing is created and it is
-        returned; otherwise None.
+        ``lease_owner`` owns only the runs created leased (``lease_token`` > 0); the others
+        are left for whichever worker claims them when due. With ``idempotency``, an
+        unexpired saved response wins: nothing is created and it is returned; otherwise None.
         """
         ...
 
     # --- throttles and batches ----------------------------------------------------------------
     async def throttle_hit(
-        self, workspace_id: str, key: str, window_start: float, run_id: str, step_index: int
+        self,
+        workspace_id: str,
+        key: str,
+        window_start: float,
+        run_id: str,
+        step_index: int,
+        window_end: float | None = None,
     ) -> int:
         """Count the step in the key's window; its 1-based position there.
 
@@ -636,6 +657,18 @@ class Store(Protocol):
         """Release the batch if full or due (idempotent once released) and return its items.
 
         Items are in arrival order. Not yet due: ``released`` is False with the due time.
+        """
+        ...
+
+    async def purge_expired(
+        self, now: float, *, retention: float, every: float, limit: int
+    ) -> Purge:
+        """Delete throttle windows that ended, and batches released or abandoned, more than
+        ``retention`` seconds before ``now``: at most ``limit`` of each, in one transaction.
+
+        A durable due-time row decides who runs a round: a call before the task is due does
+        nothing; the one call that moves the due time forward (by ``every``, or to ``now``
+        while rows are left over) runs it, however many workers try at once.
         """
         ...
 

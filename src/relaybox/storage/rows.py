@@ -23,7 +23,7 @@ RESOURCE_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, workspace_id, status, recipient, notification, event, run_id, channel, provider, "
     "idempotency_key, attempts, attempt_state, enqueued_at, sent_at, delivered_at, error, "
-    "reason, content, providers, updated_at, tags, trace_id"
+    "reason, content, providers, updated_at, tags, trace_id, request_id"
 )
 
 
@@ -153,6 +153,7 @@ def message_params(m: Message) -> dict[str, Any]:
         "updated_at": m.updated_at,
         "tags": encode_tags(m.tags),
         "trace_id": m.trace_id,
+        "request_id": m.request_id,
     }
 
 
@@ -189,6 +190,7 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         updated,
         tags,
         trace_id,
+        request_id,
     ) = row
     return Message(
         id=id_,
@@ -213,6 +215,7 @@ def message_from_row(row: tuple[Any, ...]) -> Message:
         updated_at=updated,
         tags=decode_tags(tags),
         trace_id=trace_id,
+        request_id=request_id,
     )
 
 

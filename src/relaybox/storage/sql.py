@@ -638,12 +638,15 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
         for column, value in (
             ("recipient", flt.recipient),
             ("notification", flt.notification),
-            ("id", flt.message_id),
             ("trace_id", flt.trace_id),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if flt.message_id is not None:
+            # Courier: the id /send returned, i.e. one message or every message of a request.
+            where.append("(id = ? OR request_id = ?)")
+            args.extend((flt.message_id, flt.message_id))
         if flt.enqueued_after is not None:
             where.append("enqueued_at > ?")
             args.append(flt.enqueued_after)
@@ -683,12 +686,14 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
                     return saved
             for run in runs:
                 params = rows.run_params(run)
-                params["lease_owner"] = lease_owner
+                # Only runs created leased (token bumped) are the owner's; a delayed one must
+                # not be woken early when that owner's leases are released.
+                params["lease_owner"] = lease_owner if run.lease_token > 0 else None
                 c.execute(insert, params)
             for message in messages:
                 self._store_message(c, message)
             self._store_events(c, events)
-            if lease_owner is None:
+            if lease_owner is None or any(run.lease_token == 0 for run in runs):
                 self.dialect.notify_due(c)
             return None
 

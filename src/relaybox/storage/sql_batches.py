@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from relaybox.storage import rows
-from relaybox.storage.base import BatchItem, BatchJoin, BatchRelease
+from relaybox.storage.base import BatchItem, BatchJoin, BatchRelease, Purge
 from relaybox.storage.dialect import Dialect
 from relaybox.storage.writer import Connection, Writer
 
@@ -62,28 +62,36 @@ class BatchVerbs:
     # --- throttles -------------------------------------------------------------------------
 
     async def throttle_hit(
-        self, workspace_id: str, key: str, window_start: float, run_id: str, step_index: int
+        self,
+        workspace_id: str,
+        key: str,
+        window_start: float,
+        run_id: str,
+        step_index: int,
+        window_end: float | None = None,
     ) -> int:
         seen = self.q(
             "SELECT position FROM throttle_hits "
             "WHERE workspace_id = ? AND run_id = ? AND step_index = ?"
         )
         bump = self.q(
-            "INSERT INTO throttle_counters (workspace_id, throttle_key, window_start, count) "
-            "VALUES (?, ?, ?, 1) ON CONFLICT (workspace_id, throttle_key, window_start) "
+            "INSERT INTO throttle_counters (workspace_id, throttle_key, window_start, count, "
+            "window_end) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT (workspace_id, throttle_key, window_start) "
             "DO UPDATE SET count = throttle_counters.count + 1 RETURNING count"
         )
         record = self.q(
-            "INSERT INTO throttle_hits (workspace_id, run_id, step_index, position) "
-            "VALUES (?, ?, ?, ?)"
+            "INSERT INTO throttle_hits (workspace_id, run_id, step_index, position, window_end) "
+            "VALUES (?, ?, ?, ?, ?)"
         )
 
         def write(c: Connection) -> int:
             found = c.execute(seen, (workspace_id, run_id, step_index)).fetchone()
             if found is not None:
                 return int(found[0])
-            position = int(c.execute(bump, (workspace_id, key, window_start)).fetchone()[0])
-            c.execute(record, (workspace_id, run_id, step_index, position))
+            bumped = c.execute(bump, (workspace_id, key, window_start, window_end)).fetchone()
+            position = int(bumped[0])
+            c.execute(record, (workspace_id, run_id, step_index, position, window_end))
             return position
 
         return await self._batch_writer().submit(write)
@@ -232,3 +240,55 @@ class BatchVerbs:
             return BatchRelease(released=True, due_at=due, count=count, items=found)
 
         return await self._batch_writer().submit(write)
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    async def purge_expired(
+        self, now: float, *, retention: float, every: float, limit: int
+    ) -> Purge:
+        # WHERE due_at <= ? is re-checked after the row lock (PostgreSQL, READ COMMITTED): of
+        # several workers racing for a round, the first commit moves the due time and the
+        # others match nothing.
+        claim = self.q("UPDATE housekeeping SET due_at = ? WHERE task = ? AND due_at <= ?")
+        due = self.q("SELECT due_at FROM housekeeping WHERE task = ?")
+        windows = [
+            self.q(
+                f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} "
+                "WHERE window_end < ? LIMIT ?)"
+            )
+            for table, key in (
+                ("throttle_counters", "workspace_id, throttle_key, window_start"),
+                ("throttle_hits", "workspace_id, run_id, step_index"),
+            )
+        ]
+        closed = self.q(
+            "SELECT workspace_id, id FROM batches "
+            "WHERE status IN ('released', 'abandoned') AND released_at < ? LIMIT ?"
+        )
+        drop_items = self.q("DELETE FROM batch_items WHERE workspace_id = ? AND batch_id = ?")
+        drop_batch = self.q("DELETE FROM batches WHERE workspace_id = ? AND id = ?")
+        before = now - retention
+
+        def write(c: Connection) -> Purge:
+            if c.execute(claim, (now + every, _PURGE_TASK, now)).rowcount != 1:
+                row = c.execute(due, (_PURGE_TASK,)).fetchone()
+                return Purge(ran=False, next_due=float(row[0]) if row else now + every)
+            counts = [c.execute(sql, (before, limit)).rowcount for sql in windows]
+            batches = c.execute(closed, (before, limit)).fetchall()
+            for key in batches:
+                c.execute(drop_items, tuple(key))
+                c.execute(drop_batch, tuple(key))
+            next_due = now + every
+            if max(*counts, len(batches)) >= limit:
+                # Rows are left over: the next timer tick takes the next bounded round.
+                c.execute(
+                    self.q("UPDATE housekeeping SET due_at = ? WHERE task = ?"), (now, _PURGE_TASK)
+                )
+                next_due = now
+            return Purge(True, next_due, throttle_windows=counts[0], batches=len(batches))
+
+        return await self._batch_writer().submit(write)
+
+
+#: The housekeeping row (migration 0007) of the throttle and batch purge.
+_PURGE_TASK = "purge-throttles-batches"

@@ -15,7 +15,7 @@ guard's allow list is what keeps internal addresses out of reach.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -50,46 +50,70 @@ class FetchDataStep:
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
         try:
-            method, url, headers, content, strategy = _request(spec)
-        except ValidationError as exc:
-            return _failed(index, exc.message)
-        try:
-            response = await self._guard.request(
-                self._http,
-                method,
-                url,
-                headers=headers,
-                content=content,
-                time_limit=self._timeout,
-                max_response_bytes=self._max_bytes,
+            request = parse_request(spec)
+            status, payload = await fetch_object(
+                self._http, self._guard, request, self._timeout, self._max_bytes
             )
         except ValidationError as exc:
             return _failed(index, exc.message)
-        except TimeoutError:
-            return _failed(index, f"no response within {self._timeout:g} s")
-        except httpx.HTTPError as exc:
-            return _failed(index, f"request failed: {exc.__class__.__name__}: {exc}")
-        if response.truncated:
-            return _failed(index, f"response larger than {self._max_bytes} bytes")
-        if not 200 <= response.status_code < 300:
-            return _failed(index, f"webhook answered HTTP {response.status_code}")
-        try:
-            payload = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            return _failed(index, "response is not JSON")
-        if not isinstance(payload, dict):
-            return _failed(index, "response must be a JSON object")
-        data = merge(run.context.data, payload, strategy)
-        output = {"status_code": response.status_code, "merge_strategy": strategy}
+        data = merge(run.context.data, payload, request.strategy)
+        output = {"status_code": status, "merge_strategy": request.strategy}
         event = StepSucceeded(index, output=output, ref=payload)
         return StepResult(event, context=replace(run.context, data=data))
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes
+    strategy: str
+    #: The body as given when it is a JSON object (a send-list data source adds to it).
+    body: dict[str, Any] | None = None
+
+
+async def fetch_object(
+    http: httpx.AsyncClient,
+    guard: OutboundGuard,
+    request: WebhookRequest,
+    time_limit: float = TIMEOUT_SECONDS,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+) -> tuple[int, dict[str, Any]]:
+    """(status code, JSON object) of one guarded call; any failure is a ValidationError."""
+    try:
+        response = await guard.request(
+            http,
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.content,
+            time_limit=time_limit,
+            max_response_bytes=max_bytes,
+        )
+    except TimeoutError:
+        raise ValidationError(f"no response within {time_limit:g} s") from None
+    except httpx.HTTPError as exc:
+        raise ValidationError(f"request failed: {exc.__class__.__name__}: {exc}") from None
+    if response.truncated:
+        raise ValidationError(f"response larger than {max_bytes} bytes")
+    if not 200 <= response.status_code < 300:
+        raise ValidationError(f"webhook answered HTTP {response.status_code}")
+    try:
+        payload = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        raise ValidationError("response is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ValidationError("response must be a JSON object")
+    return response.status_code, payload
 
 
 def _failed(index: int, error: str) -> StepResult:
     return StepResult(StepFailed(index, error, retryable=False, continue_run=True))
 
 
-def _request(spec: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes, str]:
+def parse_request(spec: dict[str, Any]) -> WebhookRequest:
+    """The ``webhook`` and ``merge_strategy`` of a fetch-data step or a data source."""
     webhook = spec.get("webhook")
     if not isinstance(webhook, dict):
         raise ValidationError("webhook: Expected object")
@@ -122,4 +146,5 @@ def _request(spec: dict[str, Any]) -> tuple[str, str, dict[str, str], bytes, str
         content = orjson.dumps(body)
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
-    return method, url, headers, content, strategy
+    as_object = dict(body) if isinstance(body, dict) else None
+    return WebhookRequest(method, url, headers, content, strategy, as_object)

@@ -1,45 +1,86 @@
-"""The ``send-list`` step: send the template to every subscriber of a list.
+"""The ``send-list`` step: send to every subscriber of a list, one message each.
 
 ``list`` names one list; ``list_pattern`` (``*`` one part, ``**`` one or more, as in
 ``GET /lists?pattern=``) sends to the subscribers of every matching live list, once each.
 
-Each subscriber gets a durable one-step internal send run (the shape POST /send uses), so
-delivery, retries and crash recovery are the send step's own. Subscribers are read in
-pages, never all at once. The step's ``message_id`` is one request id for the whole fan-out,
-fixed (checkpointed) before the first child exists so a rerun reuses it.
+Each subscriber gets exactly what a directly addressed /send recipient gets
+(engine/send_runs.py): a durable one-step internal run and its message row, created together.
+The message is the automation step's ``template``, ``data`` and ``brand``, or, for the run
+behind a ``POST /send`` list recipient, the full Courier ``message`` (with ``delay``,
+``tags``, ``trace_id``: ``DELAYED`` until its own delivery window opens in its own time zone).
+
+Subscribers are read in pages, never all at once. The step's ``message_id`` is one request
+id for the whole fan-out, fixed (checkpointed, or preset by /send) before the first child
+exists, and every child message carries it as its ``request_id``.
+
+``data_source`` ({``webhook``, ``merge_strategy``}, as on fetch-data) fetches data for each
+subscriber through the outbound guard and merges the JSON object into that subscriber's copy
+of the data. Courier documents the field but not how the request names the recipient
+(courier-api.md §4.4 and §13 mark it an inference); Relaybox adds the subscriber's id as
+``recipient_id``: a query parameter, and also a key of a JSON object body. A subscriber whose
+fetch fails gets no message (it would carry the wrong content); the step still sends to the
+others and reports the failures in its output.
 
 Rerun safety: each child is created through the store's idempotency record keyed by
-(run, step, subscriber), so a step re-executed after a crash finds the children it already
-created instead of sending twice. A page's creations are submitted together, so the
-group-committing writer stores them in one commit.
+(request id, subscriber), so a step re-executed after a crash finds the children it already
+created (and skips their fetches) instead of sending twice, and a subscriber of several lists
+of one request is sent to once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
+import orjson
+
 from relaybox import ids
+from relaybox.domain import send as send_request
 from relaybox.domain.lists import ListPattern
-from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.merge import merge
+from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.engine import send_runs
 from relaybox.engine.steps.base import Checkpoint, StepResult
+from relaybox.engine.steps.fetch_data import WebhookRequest, fetch_object, parse_request
+from relaybox.errors import ValidationError
+from relaybox.providers.outbound import OutboundGuard
 from relaybox.storage.base import IdempotencyWrite, Store, Subscription
 
-#: ``Run.source`` of internal send runs (kept out of automation run listings by the store).
-_SEND_SOURCE = "send"
 #: Subscribers read (and children created) per round trip.
 PAGE_SIZE = 100
-#: How long a (run, step, subscriber) -> child record is kept: longer than any lease retry.
+#: Data-source requests in flight at once for one step.
+FETCH_CONCURRENCY = 10
+#: How long a (request, subscriber) -> child record is kept: longer than any lease retry.
 _DEDUPE_SECONDS = 30 * 86_400.0
+#: Fetch failures quoted in the step's output (the count covers them all).
+_ERRORS_SHOWN = 5
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 class SendListStep:
-    def __init__(self, *, store: Store, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        http: httpx.AsyncClient | None = None,
+        guard: OutboundGuard | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
         self._store = store
+        self._http = http
+        self._guard = guard
         self._page_size = page_size
+        self._fetches = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
@@ -50,16 +91,11 @@ class SendListStep:
             matcher = None
         else:
             return _failed(index, "list: Expected the id of a list (or a list_pattern)")
-        if spec.get("data_source") is not None:
-            # Refused rather than ignored: sending without the per-recipient data the author
-            # asked for would deliver the wrong content.
-            return _failed(index, "data_source is not executed by this version of Relaybox")
-        template = spec.get("template") or run.context.template
-        if not isinstance(template, str) or not template:
-            return _failed(index, "template: Expected a notification template id or alias")
-        extra = spec.get("data")
-        if extra is not None and not isinstance(extra, dict):
-            return _failed(index, "data: Expected object")
+        try:
+            source = self._data_source(spec.get("data_source"))
+            body = _body(spec, run)
+        except ValidationError as exc:
+            return _failed(index, exc.message)
         if matcher is None and await self._store.get_list(run.workspace_id, str(list_id)) is None:
             return _failed(index, f"List {list_id} not found")
         step = run.steps[index]
@@ -68,26 +104,48 @@ class SendListStep:
             request_id = ids.courier_id(now)
             # On disk before any child exists: a rerun fans out under the same request id.
             await checkpoint(run.with_step(replace(step, message_id=request_id)), [], [])
-        body = {
-            "template": template,
-            "data": {**run.context.data, **(extra or {})},
-            "brand": spec.get("brand") or run.context.brand,
-        }
+        fan = _FanOut(
+            self._store,
+            self._http,
+            self._guard,
+            self._fetches,
+            self._page_size,
+            run,
+            index,
+            request_id,
+            body,
+            source,
+            now,
+        )
+        tally = _Tally()
         if matcher is None:
-            count = await self._fan_out(run, index, request_id, body, str(list_id), now)
-            output: dict[str, Any] = {"list_id": list_id, "recipients": count}
+            await fan.list(str(list_id), tally)
+            output: dict[str, Any] = {"list_id": list_id, "recipients": tally.sent}
         else:
-            # A subscriber of several matching lists is sent to once: the per-subscriber
-            # idempotency record turns the repeats into replays.
-            lists = count = 0
+            lists = 0
             async for matched in self._matching_lists(run.workspace_id, matcher):
                 lists += 1
-                count += await self._fan_out(run, index, request_id, body, matched, now)
-            output = {"list_pattern": pattern, "lists": lists, "subscriptions": count}
+                await fan.list(matched, tally)
+            output = {"list_pattern": pattern, "lists": lists, "subscriptions": tally.sent}
+        if source is not None:
+            output["data_source"] = {"failed": tally.failed, "errors": tally.errors}
         # An explicit ref: the request id names no single message whose status could be read.
         ref = {"status": "PROCESSED", "message_id": request_id, **output}
         done = StepSucceeded(index, message_id=request_id, output=output, ref=ref)
         return StepResult(done, wake=True)
+
+    def _data_source(self, raw: Any) -> WebhookRequest | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ValidationError("data_source: Expected object")
+        try:
+            source = parse_request(raw)
+        except ValidationError as exc:
+            raise ValidationError(f"data_source: {exc.message}") from None
+        if self._http is None or self._guard is None:
+            raise ValidationError("data_source: no HTTP client configured")
+        return source
 
     async def _matching_lists(self, workspace_id: str, matcher: ListPattern) -> AsyncIterator[str]:
         after: str | None = None
@@ -102,72 +160,122 @@ class SendListStep:
                 return
             after = page[-1].id
 
-    async def _fan_out(
-        self,
-        run: Run,
-        index: int,
-        request_id: str,
-        body: dict[str, Any],
-        list_id: str,
-        now: float,
-    ) -> int:
-        """Create a child send run per subscriber of ``list_id``, a page at a time."""
-        count = 0
+
+@dataclass
+class _FanOut:
+    """One execution's fan-out: creates a child per subscriber, a page at a time."""
+
+    store: Store
+    http: httpx.AsyncClient | None
+    guard: OutboundGuard | None
+    fetches: asyncio.Semaphore
+    page_size: int
+    run: Run
+    index: int
+    request_id: str
+    body: dict[str, Any]
+    source: WebhookRequest | None
+    now: float
+
+    async def list(self, list_id: str, tally: _Tally) -> None:
         after: str | None = None
         while True:
-            page = await self._store.list_subscribers(
-                run.workspace_id, list_id, after=after, limit=self._page_size
+            page = await self.store.list_subscribers(
+                self.run.workspace_id, list_id, after=after, limit=self.page_size
             )
-            await asyncio.gather(
-                *(self._create_child(run, index, request_id, body, s, now) for s in page)
-            )
-            count += len(page)
-            if len(page) < self._page_size:
-                return count
+            await asyncio.gather(*(self._one(s, tally) for s in page))
+            if len(page) < self.page_size:
+                return
             after = page[-1].user_id
 
-    async def _create_child(
-        self,
-        run: Run,
-        index: int,
-        request_id: str,
-        body: dict[str, Any],
-        subscription: Subscription,
-        now: float,
-    ) -> None:
+    async def _one(self, subscription: Subscription, tally: _Tally) -> None:
         user_id = subscription.user_id
-        steps_def = (
-            {
-                "action": "send",
-                "recipient": user_id,
-                "template": body["template"],
-                "data": body["data"],
-                "brand": body["brand"],
-            },
-        )
-        child = Run(
-            id=ids.courier_id(now),
-            workspace_id=run.workspace_id,
-            steps_def=steps_def,
-            steps=new_steps(steps_def),
-            # The subscriber's stored profile (their email) is merged in at creation.
-            context=RunContext(recipient=user_id, brand=body["brand"]),
-            status=RunStatus.PROCESSING,
-            created_at=now,
-            updated_at=now,
-            source=_SEND_SOURCE,
-            due_at=now,
-        )
+        ws = self.run.workspace_id
+        key = f"relaybox:send-list:{self.request_id}:{user_id}"
+        data = dict(self.body.get("data") or {})
+        if self.source is not None:
+            if await self.store.get_response(ws, key, self.now) is not None:
+                tally.sent += 1  # created by an earlier execution: no second fetch
+                return
+            try:
+                data = merge(data, await self._fetch(user_id), self.source.strategy)
+            except ValidationError as exc:
+                tally.failed += 1
+                if len(tally.errors) < _ERRORS_SHOWN:
+                    tally.errors.append(f"{user_id}: {exc.message}")
+                return
         dedupe = IdempotencyWrite(
-            key=f"relaybox:send-list:{run.id}:{index}:{user_id}",
-            fingerprint=f"send-list:{request_id}",
+            key=key,
+            fingerprint=f"send-list:{self.request_id}",
             status_code=200,
-            body=child.id.encode(),
-            expires_at=now + _DEDUPE_SECONDS,
+            body=b"",
+            expires_at=self.now + _DEDUPE_SECONDS,
         )
-        await self._store.create_run(
-            child, lease_owner=None, merge_profile=True, idempotency=dedupe
+        await self._child(user_id, data, dedupe)
+        tally.sent += 1
+
+    @property
+    def step_spec(self) -> dict[str, Any]:
+        return self.run.steps_def[self.index]
+
+    async def _fetch(self, user_id: str) -> dict[str, Any]:
+        assert self.source is not None
+        assert self.http is not None
+        assert self.guard is not None
+        request = self.source
+        url = str(httpx.URL(request.url).copy_merge_params({"recipient_id": user_id}))
+        content = request.content
+        if request.body is not None:
+            content = orjson.dumps({**request.body, "recipient_id": user_id})
+        request = replace(request, url=url, content=content)
+        async with self.fetches:
+            _, payload = await fetch_object(self.http, self.guard, request)
+        return payload
+
+    async def _child(self, user_id: str, data: dict[str, Any], dedupe: IdempotencyWrite) -> None:
+        spec = self.step_spec
+        to: dict[str, Any] = {"user_id": user_id}
+        if spec.get("recipient_data"):
+            to["data"] = dict(spec["recipient_data"])
+        delay = spec.get("delay")
+        profile: dict[str, Any] = {}
+        if isinstance(delay, dict) and delay.get("window") and not delay.get("timezone"):
+            # The subscriber's own time zone decides when its window opens.
+            profile = await self.store.get_profile(self.run.workspace_id, user_id) or {}
+        built = send_runs.message_run(
+            self.run.workspace_id,
+            {**self.body, "to": to, "data": data},
+            self.now,
+            request_id=self.request_id,
+            not_before=send_request.send_at(delay, to, profile, self.now),
+            tags=tuple(spec.get("tags") or ()),
+            trace_id=spec.get("trace_id"),
+            window=delay.get("window") if isinstance(delay, dict) else None,
         )
+        await self.store.create_runs(
+            [built.run],
+            messages=[built.message],
+            events=built.events,
+            lease_owner=None,
+            idempotency=dedupe,
+        )
+
+
+def _body(spec: dict[str, Any], run: Run) -> dict[str, Any]:
+    """What every child sends: /send's message, or the automation step's template send."""
+    if isinstance(spec.get("message"), dict):
+        return dict(spec["message"])
+    template = spec.get("template") or run.context.template
+    if not isinstance(template, str) or not template:
+        raise ValidationError("template: Expected a notification template id or alias")
+    extra = spec.get("data")
+    if extra is not None and not isinstance(extra, dict):
+        raise ValidationError("data: Expected object")
+    return {
+        "template": template,
+        "data": {**run.context.data, **(extra or {})},
+        "brand_id": spec.get("brand") or run.context.brand,
+    }
 
 
 def _failed(index: int, error: str) -> StepResult:

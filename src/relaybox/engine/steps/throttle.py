@@ -36,7 +36,9 @@ class ThrottleStep:
             return StepResult(StepFailed(index, exc.message, retryable=False))
         window = math.floor(now / period) * period
         try:
-            position = await self._store.throttle_hit(run.workspace_id, key, window, run.id, index)
+            position = await self._store.throttle_hit(
+                run.workspace_id, key, window, run.id, index, window_end=window + period
+            )
         except StorageError as exc:
             # A deadlock victim or a lost connection: nothing was counted, try again.
             return StepResult(StepFailed(index, exc.message, retryable=True))
