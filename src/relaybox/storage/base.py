@@ -159,6 +159,26 @@ class IdempotencyWrite:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """A key as listings show it: never the key, only its hash and first characters."""
+
+    key_hash: str
+    prefix: str
+    mode: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceVersion:
+    """One published version of a resource: immutable once written."""
+
+    version: int
+    body: dict[str, Any]
+    published_at: float
+
+
+@dataclass(frozen=True)
 class RunFilter:
     statuses: tuple[str, ...] = ()
     template_ids: tuple[str, ...] = ()
@@ -250,6 +270,14 @@ class Store(Protocol):
 
     async def count_api_keys(self) -> int: ...
 
+    async def list_api_keys(self, workspace_id: str) -> list[ApiKey]:
+        """The workspace's keys, revoked ones included, oldest first."""
+        ...
+
+    async def revoke_api_key(self, workspace_id: str, key_hash: str, now: float) -> bool:
+        """Revoke an unrevoked key of the workspace; False if there is no such key."""
+        ...
+
     # --- versioned configuration -----------------------------------------------------------
     async def put_resource(self, resource: Resource) -> Resource:
         """Create or replace (by workspace, kind, id).
@@ -276,6 +304,16 @@ class Store(Protocol):
     ) -> Resource | None:
         """Freeze the draft as the next published version (None if there is no such object)."""
         ...
+
+    async def list_resource_versions(
+        self, workspace_id: str, kind: str, id: str
+    ) -> list[ResourceVersion]:
+        """Every published version of the resource, newest first."""
+        ...
+
+    async def get_resource_version(
+        self, workspace_id: str, kind: str, id: str, version: int
+    ) -> ResourceVersion | None: ...
 
     # --- profiles ----------------------------------------------------------------------------
     async def get_profile(self, workspace_id: str, user_id: str) -> dict[str, Any] | None: ...

@@ -24,6 +24,8 @@ from relaybox.storage.base import (
     MessageEvent,
     MessageFilter,
     MessagePage,
+    ApiKey,
+    ResourceVersion,
     Resource,
     RunFilter,
     RunPage,
@@ -153,6 +155,23 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         sql = self.q("SELECT COUNT(*) FROM api_keys")
         return int(await self._read(lambda c: scalar(c.execute(sql).fetchone())))
 
+    async def list_api_keys(self, workspace_id: str) -> list[ApiKey]:
+        sql = self.q(
+            "SELECT key_hash, prefix, mode, created_at, revoked_at FROM api_keys "
+            "WHERE workspace_id = ? ORDER BY created_at, key_hash"
+        )
+        found = await self._read(lambda c: c.execute(sql, (workspace_id,)).fetchall())
+        return [ApiKey(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4]) for r in found]
+
+    async def revoke_api_key(self, workspace_id: str, key_hash: str, now: float) -> bool:
+        sql = self.q(
+            "UPDATE api_keys SET revoked_at = ? "
+            "WHERE workspace_id = ? AND key_hash = ? AND revoked_at IS NULL"
+        )
+        return await self._writer.submit(
+            lambda c: c.execute(sql, (now, workspace_id, key_hash)).rowcount > 0
+        )
+
     # --- versioned configuration -----------------------------------------------------------
 
     async def put_resource(self, resource: Resource) -> Resource:
@@ -205,10 +224,16 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         return [rows.resource_from_row(r) for r in found]
 
     async def delete_resource(self, workspace_id: str, kind: str, id: str) -> bool:
-        sql = self.q("DELETE FROM resources WHERE workspace_id = ? AND kind = ? AND id = ?")
-        return await self._writer.submit(
-            lambda c: c.execute(sql, (workspace_id, kind, id)).rowcount > 0
-        )
+        where = "WHERE workspace_id = ? AND kind = ? AND id = ?"
+        args = (workspace_id, kind, id)
+
+        def write(c: Connection) -> bool:
+            # Its versions go with it: an object made later with the same id starts again at
+            # version 1 and must not meet (or collide with) the old one's history.
+            c.execute(self.q("DELETE FROM resource_versions " + where), args)
+            return bool(c.execute(self.q("DELETE FROM resources " + where), args).rowcount > 0)
+
+        return await self._writer.submit(write)
 
     async def publish_resource(
         self, workspace_id: str, kind: str, id: str, now: float
@@ -251,6 +276,27 @@ class SqlStore(PeopleVerbs, BatchVerbs):
             )
 
         return await self._writer.submit(write)
+
+    async def list_resource_versions(
+        self, workspace_id: str, kind: str, id: str
+    ) -> list[ResourceVersion]:
+        sql = self.q(
+            "SELECT version, body, published_at FROM resource_versions "
+            "WHERE workspace_id = ? AND kind = ? AND id = ? ORDER BY version DESC"
+        )
+        found = await self._read(lambda c: c.execute(sql, (workspace_id, kind, id)).fetchall())
+        return [ResourceVersion(int(r[0]), dict(rows.loads(r[1])), float(r[2])) for r in found]
+
+    async def get_resource_version(
+        self, workspace_id: str, kind: str, id: str, version: int
+    ) -> ResourceVersion | None:
+        sql = self.q(
+            "SELECT version, body, published_at FROM resource_versions "
+            "WHERE workspace_id = ? AND kind = ? AND id = ? AND version = ?"
+        )
+        args = (workspace_id, kind, id, version)
+        r = await self._read(lambda c: c.execute(sql, args).fetchone())
+        return None if r is None else ResourceVersion(int(r[0]), dict(rows.loads(r[1])), float(r[2]))
 
     # --- profiles ----------------------------------------------------------------------------
 
