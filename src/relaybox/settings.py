@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     #: Signs the web console's session cookies. Unset: a random key per process, so console
     #: sessions end on restart and processes sharing a database do not share sessions.
     secret_key: str | None = None
+    #: Lets an operator sign in to the console with a password instead of an API key.
+    admin_password: str | None = None
+    #: The same as a PBKDF2 hash (``relaybox hash-password``); wins over ``admin_password``.
+    admin_password_hash: str | None = None
 
     @field_validator("outbound_allow", mode="before")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from relaybox.storage.base import Resource, Store
+from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.storage.base import Resource, RunFilter, Store
 
 NOW = 1_700_000_000.0
 WS = "ws_alpha"
@@ -80,3 +81,44 @@ async def test_api_keys_list_per_workspace_and_revoke_stops_them(store: Store) -
     assert await store.workspace_for_key("hash-3") == OTHER_WS
     revoked = {k.key_hash: k.revoked_at for k in await store.list_api_keys(WS)}
     assert revoked == {"hash-1": NOW + 5, "hash-2": None}
+
+
+def _run(run_id: str, recipient: str | None, created_at: float, ws: str = WS) -> Run:
+    steps = ({"action": "send", "template": "t"},)
+    return Run(
+        id=run_id,
+        workspace_id=ws,
+        steps_def=steps,
+        steps=new_steps(steps),
+        context=RunContext(recipient=recipient, data={"recipient": "not this one"}),
+        status=RunStatus.PROCESSING,
+        created_at=created_at,
+        updated_at=created_at,
+        due_at=created_at,
+    )
+
+
+async def test_list_runs_filters_by_recipient_with_dates_and_paging(store: Store) -> None:
+    """Only runs whose context recipient matches exactly, within the dates, page by page."""
+    for run in (
+        _run("r0", "user-1", NOW),
+        _run("r1", "user-2", NOW + 1),
+        _run("r2", "user-1", NOW + 2),
+        _run("r3", None, NOW + 3),
+        _run("r4", "user-1", NOW + 4),
+        _run("r5", "user-1", NOW + 4, ws=OTHER_WS),
+    ):
+        created = await store.create_run(run, lease_owner=None, merge_profile=False)
+        assert created.run is not None
+
+    first = await store.list_runs(WS, RunFilter(recipient="user-1"), cursor=None, limit=2)
+    assert [r.id for r in first.runs] == ["r4", "r2"]
+    assert first.next_cursor is not None
+    second = await store.list_runs(
+        WS, RunFilter(recipient="user-1"), cursor=first.next_cursor, limit=2
+    )
+    assert [r.id for r in second.runs] == ["r0"]
+    dated = RunFilter(recipient="user-1", start=NOW + 1, end=NOW + 3)
+    assert [r.id for r in (await store.list_runs(WS, dated, cursor=None, limit=9)).runs] == ["r2"]
+    nobody = RunFilter(recipient="not this one")
+    assert (await store.list_runs(WS, nobody, cursor=None, limit=9)).runs == []

@@ -184,6 +184,8 @@ class RunFilter:
     template_ids: tuple[str, ...] = ()
     start: float | None = None
     end: float | None = None
+    #: Exact ``context.recipient``.
+    recipient: str | None = None
 
 
 @dataclass(frozen=True)

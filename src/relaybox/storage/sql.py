@@ -395,6 +395,9 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         if flt.end is not None:
             where.append("created_at <= ?")
             args.append(flt.end)
+        if flt.recipient is not None:
+            where.append("recipient = ?")
+            args.append(flt.recipient)
         runs, nxt = await self._newest_first(
             f"SELECT {rows.RUN_COLUMNS} FROM runs",
             "created_at",
