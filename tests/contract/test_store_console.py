@@ -34,7 +34,8 @@ async def test_versions_list_newest_first_and_read_back_one_by_one(store: Store)
         (1, {"steps": [1]}, NOW + 1),
     ]
     one = await store.get_resource_version(WS, "automation", "a1", 1)
-    assert one is not None and one.body == {"steps": [1]}
+    assert one is not None
+    assert one.body == {"steps": [1]}
     assert await store.get_resource_version(WS, "automation", "a1", 3) is None
     assert await store.get_resource_version(OTHER_WS, "automation", "a1", 1) is None
     assert await store.list_resource_versions(OTHER_WS, "automation", "a1") == []
@@ -56,7 +57,8 @@ async def test_deleting_a_resource_drops_its_versions_so_the_id_can_start_over(
 
     await store.put_resource(automation("a1", {"steps": ["new"]}))
     again = await store.publish_resource(WS, "automation", "a1", NOW + 5)
-    assert again is not None and again.published_version == 1
+    assert again is not None
+    assert again.published_version == 1
     [only] = await store.list_resource_versions(WS, "automation", "a1")
     assert only.body == {"steps": ["new"]}
 

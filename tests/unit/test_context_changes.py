@@ -43,7 +43,8 @@ def test_long_values_and_many_changes_are_cut_short() -> None:
     assert changes is not None
     [only] = changes
     preview = only["new"]["truncated"]
-    assert len(preview) == cc.MAX_VALUE_CHARS + 1 and preview.endswith("…")
+    assert len(preview) == cc.MAX_VALUE_CHARS + 1
+    assert preview.endswith("…")
 
     many = cc.context_changes(RunContext(), RunContext(data={f"k{i:02}": i for i in range(30)}))
     assert many is not None

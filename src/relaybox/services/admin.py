@@ -24,7 +24,9 @@ _ITERATIONS = 600_000
 _WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 
 
-def hash_password(password: str, *, iterations: int = _ITERATIONS, salt: bytes | None = None) -> str:
+def hash_password(
+    password: str, *, iterations: int = _ITERATIONS, salt: bytes | None = None
+) -> str:
     """``pbkdf2_sha256$<iterations>$<salt>$<digest>`` (base64url), for the hash setting."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)

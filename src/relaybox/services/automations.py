@@ -219,9 +219,7 @@ class AutomationService:
         found = await self.get(workspace_id, automation_id)
         return await self._store.list_resource_versions(workspace_id, AUTOMATION_KIND, found.id)
 
-    async def version(
-        self, workspace_id: str, automation_id: str, version: int
-    ) -> ResourceVersion:
+    async def version(self, workspace_id: str, automation_id: str, version: int) -> ResourceVersion:
         found = await self.get(workspace_id, automation_id)
         one = await self._store.get_resource_version(
             workspace_id, AUTOMATION_KIND, found.id, version

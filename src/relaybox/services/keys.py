@@ -75,6 +75,10 @@ class KeyService:
         self._cache.pop(key_hash, None)
         self._modes.pop(key_hash, None)
 
+    async def ensure_workspace(self, workspace_id: str) -> None:
+        """Create the workspace if it is new (an admin may open one that has no key yet)."""
+        await self._store.ensure_workspace(workspace_id, self._clock.now())
+
     async def count(self) -> int:
         return await self._store.count_api_keys()
 

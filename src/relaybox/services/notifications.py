@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -11,6 +11,7 @@ from relaybox.clock import Clock, to_ms
 from relaybox.engine.messaging import NOTIFICATION_KIND
 from relaybox.errors import NotFound, ValidationError
 from relaybox.storage.base import Resource, Store
+from relaybox.templates import render
 
 
 class ContentValidator(Protocol):
@@ -104,6 +105,31 @@ class NotificationService:
         found = await self._get(workspace_id, template_id)
         await self._store.delete_resource(workspace_id, NOTIFICATION_KIND, found.id)
         self._on_change(workspace_id)
+
+    def preview(
+        self,
+        content: Any,
+        *,
+        channels: Sequence[str],
+        data: dict[str, Any],
+        profile: dict[str, Any],
+        recipient: str | None = None,
+    ) -> dict[str, render.RenderedContent | str]:
+        """Render ``content`` per channel as a send would (the message when it cannot be)."""
+        variables = {
+            **data,
+            "data": data,
+            "profile": profile,
+            "recipient": recipient,
+            "brand": None,
+        }
+        out: dict[str, render.RenderedContent | str] = {}
+        for channel in channels:
+            try:
+                out[channel] = render.render(content, channel=channel, variables=variables)
+            except ValidationError as exc:
+                out[channel] = exc.message
+        return out
 
     async def _publish(self, resource: Resource) -> Resource:
         published = await self._store.publish_resource(

@@ -18,15 +18,15 @@ from relaybox.domain.run import Run
 from relaybox.errors import ConflictError, StaleLease
 from relaybox.storage import migrate, rows
 from relaybox.storage.base import (
+    ApiKey,
     CreatedRun,
     IdempotencyWrite,
     Message,
     MessageEvent,
     MessageFilter,
     MessagePage,
-    ApiKey,
-    ResourceVersion,
     Resource,
+    ResourceVersion,
     RunFilter,
     RunPage,
     StoredResponse,
@@ -296,7 +296,9 @@ class SqlStore(PeopleVerbs, BatchVerbs):
         )
         args = (workspace_id, kind, id, version)
         r = await self._read(lambda c: c.execute(sql, args).fetchone())
-        return None if r is None else ResourceVersion(int(r[0]), dict(rows.loads(r[1])), float(r[2]))
+        return (
+            None if r is None else ResourceVersion(int(r[0]), dict(rows.loads(r[1])), float(r[2]))
+        )
 
     # --- profiles ----------------------------------------------------------------------------
 
