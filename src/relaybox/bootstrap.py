@@ -220,5 +220,11 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         on_shutdown=runtime.stop,
     )
     # The web console: the same services behind a session cookie instead of a bearer key.
-    runtime.app.mount("/console", create_console(services, secret=settings.secret_key))
+    console = create_console(
+        services,
+        secret=settings.secret_key,
+        admin_password=settings.admin_password,
+        admin_password_hash=settings.admin_password_hash,
+    )
+    runtime.app.mount("/console", console)
     return runtime

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     #: A key derived from it also encrypts provider secrets (unset: a key generated once and
     #: kept in the database; see providers/secrets.py).
     secret_key: str | None = None
+    #: Lets an operator sign in to the console with a password instead of an API key.
+    admin_password: str | None = None
+    #: The same as a PBKDF2 hash (``relaybox hash-password``); wins over ``admin_password``.
+    admin_password_hash: str | None = None
 
     @field_validator("outbound_allow", mode="before")
     @classmethod

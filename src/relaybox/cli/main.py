@@ -5,12 +5,14 @@ relaybox api      API only (PostgreSQL; workers elsewhere execute the runs)
 relaybox worker   engine and timers only (PostgreSQL; any number of them)
 relaybox migrate  apply database migrations and exit
 relaybox keys create [--workspace W] [--test]   print a new API key
+relaybox hash-password   read a console admin password, print its hash
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -19,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from relaybox.services import admin
 from relaybox.settings import Settings
 
 DB_HELP = "default sqlite:///./relaybox.db (or RELAYBOX_DATABASE_URL)"
@@ -51,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--database-url", default=None, help=DB_HELP)
     create.add_argument(
         "--test", action="store_true", help="a test-environment key: its sends end SIMULATED"
+    )
+    sub.add_parser(
+        "hash-password",
+        help="read a console admin password and print RELAYBOX_ADMIN_PASSWORD_HASH's value",
     )
     return parser
 
@@ -88,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_work(settings))
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "hash-password":
+        return _hash_password()
     return asyncio.run(_create_key(settings, args.workspace, test=args.test))
 
 
@@ -163,4 +172,15 @@ async def _create_key(settings: Settings, workspace: str, *, test: bool = False)
         await runtime.store.close()
         await runtime.http.aclose()
     sys.stdout.write(key + "\n")
+    return 0
+
+
+def _hash_password() -> int:
+    # getpass when typed at a terminal; a plain line when piped (scripts, tests).
+    password = getpass.getpass("Admin password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    password = password.rstrip("\n")
+    if not password:
+        print("relaybox hash-password: empty password", file=sys.stderr)
+        return 2
+    print(admin.hash_password(password))
     return 0

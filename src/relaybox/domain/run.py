@@ -123,6 +123,8 @@ class StepState:
     output: dict[str, Any] | None = None
     #: The evaluated ``if``: expression, result and the context values it read.
     condition: dict[str, Any] | None = None
+    #: What executing the step changed in the run context (``domain.context_changes``).
+    changes: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"i": self.index, "a": self.action, "s": self.status.value}
@@ -135,6 +137,7 @@ class StepState:
             ("e", self.error),
             ("o", self.output),
             ("c", self.condition),
+            ("x", self.changes),
         ):
             if value is not None:
                 raw[key] = value
@@ -154,6 +157,7 @@ class StepState:
             error=raw.get("e"),
             output=raw.get("o"),
             condition=raw.get("c"),
+            changes=raw.get("x"),
         )
 
 

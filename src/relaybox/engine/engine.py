@@ -14,8 +14,9 @@ from dataclasses import replace
 from typing import Any
 
 from relaybox.clock import Clock
+from relaybox.domain.context_changes import context_changes
 from relaybox.domain.retry import RetryPolicy
-from relaybox.domain.run import Run, StepStatus
+from relaybox.domain.run import Run, RunContext, StepStatus
 from relaybox.domain.transitions import (
     Advance,
     Decision,
@@ -201,6 +202,7 @@ class Engine:
         if result.context is not None:
             current = replace(current, context=result.context)
         after = decide(current, result.event, self.clock.now(), self._policy, self._io_actions)
+        after = _with_changes(after, index, run.context)
         if (
             isinstance(result.event, StepFailed)
             and after.run.steps[index].status is StepStatus.ERROR
@@ -258,6 +260,15 @@ class Engine:
             if in_flight and current is not None and current.attempts == message.attempts:
                 mine = [e for e in events if e.message_id == message.id]
                 await self.store.save_message(message, mine)
+
+
+def _with_changes(decision: Decision, index: int, before: RunContext) -> Decision:
+    """Record on the step what it changed in the context, for the console's debugger."""
+    changes = context_changes(before, decision.run.context)
+    if changes is None:
+        return decision
+    step = replace(decision.run.steps[index], changes=changes)
+    return replace(decision, run=decision.run.with_step(step))
 
 
 def _with_message_ref(result: StepResult) -> StepResult:

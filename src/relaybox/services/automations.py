@@ -18,7 +18,14 @@ from relaybox.engine.engine import Engine
 from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.errors import NotFound, ValidationError
 from relaybox.services.idempotency import Idempotency, check_same_request
-from relaybox.storage.base import Resource, RunFilter, RunPage, Store, StoredResponse
+from relaybox.storage.base import (
+    Resource,
+    ResourceVersion,
+    RunFilter,
+    RunPage,
+    Store,
+    StoredResponse,
+)
 
 AUTOMATION_KIND = "automation"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
@@ -75,6 +82,16 @@ class AutomationService:
             raise NotFound(f"Automation template {template_id} not found")
         definition = automation.parse_automation(saved.published, where="automation")
         return await self._start(workspace_id, definition, parse_context(body), saved.id, idem)
+
+    async def invoke_draft(
+        self, workspace_id: str, template_id: str, body: dict[str, Any]
+    ) -> Invocation:
+        """Run the saved automation's draft (the console's "Test draft"), unpublished as it is."""
+        saved = await self.get(workspace_id, template_id)
+        if saved.draft is None:
+            raise NotFound(f"Automation template {template_id} has no draft")
+        definition = automation.parse_automation(saved.draft, where="draft")
+        return await self._start(workspace_id, definition, parse_context(body), saved.id, None)
 
     async def _start(
         self,
@@ -197,6 +214,40 @@ class AutomationService:
             raise NotFound(f"Automation template {automation_id} not found")
         return published
 
+    async def versions(self, workspace_id: str, automation_id: str) -> list[ResourceVersion]:
+        """Every published version, newest first."""
+        found = await self.get(workspace_id, automation_id)
+        return await self._store.list_resource_versions(workspace_id, AUTOMATION_KIND, found.id)
+
+    async def version(self, workspace_id: str, automation_id: str, version: int) -> ResourceVersion:
+        found = await self.get(workspace_id, automation_id)
+        one = await self._store.get_resource_version(
+            workspace_id, AUTOMATION_KIND, found.id, version
+        )
+        if one is None:
+            raise NotFound(f"Automation template {automation_id} has no version {version}")
+        return one
+
+    async def roll_back(self, workspace_id: str, automation_id: str, version: int) -> Resource:
+        """Publish an old version again, as a new version: history is never rewritten.
+
+        The old body becomes the draft first (validated like any draft, so a version saved
+        by an older release that would no longer pass is refused rather than republished).
+        The current alias is kept: rolling back steps must not move an alias in use.
+        """
+        current = await self.get(workspace_id, automation_id)
+        old = await self.version(workspace_id, automation_id, version)
+        body = {**old.body, "alias": (current.draft or {}).get("alias", current.alias)}
+        await self.put_draft(workspace_id, current.id, body)
+        return await self.publish(workspace_id, current.id)
+
+    async def set_alias(self, workspace_id: str, automation_id: str, alias: str | None) -> Resource:
+        """Change only the draft's alias (it takes effect at once: aliases are not versioned)."""
+        current = await self.get(workspace_id, automation_id)
+        if current.draft is None:
+            raise NotFound(f"Automation template {automation_id} has no draft")
+        return await self.put_draft(workspace_id, current.id, {**current.draft, "alias": alias})
+
     async def get(self, workspace_id: str, automation_id: str) -> Resource:
         found = await self._store.get_resource(workspace_id, AUTOMATION_KIND, automation_id)
         if found is None:
@@ -247,8 +298,10 @@ class AutomationService:
         template_id: str | None,
         start_date: str | None,
         end_date: str | None,
+        recipient: str | None = None,
     ) -> RunPage:
         flt = RunFilter(
+            recipient=recipient or None,
             statuses=_csv(status),
             template_ids=_csv(template_id),
             start=_date_bound(start_date, "start_date", end=False),

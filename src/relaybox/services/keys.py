@@ -11,7 +11,8 @@ import secrets
 from collections import OrderedDict
 
 from relaybox.clock import Clock
-from relaybox.storage.base import Store
+from relaybox.errors import NotFound
+from relaybox.storage.base import ApiKey, Store
 
 DEFAULT_WORKSPACE = "default"
 _PREFIX = "rbx_"
@@ -58,6 +59,25 @@ class KeyService:
                 self._modes.clear()
             self._modes[digest] = cached
         return cached
+
+    async def list(self, workspace_id: str) -> list[ApiKey]:
+        """The workspace's keys (hash and first characters only), revoked ones included."""
+        return await self._store.list_api_keys(workspace_id)
+
+    async def revoke(self, workspace_id: str, key_hash: str) -> None:
+        """Revoke a key of the workspace: from now on it authenticates nothing.
+
+        Another process's cache may still accept the key until that process restarts: the
+        cache holds positive answers only and is bounded, so run one process or restart.
+        """
+        if not await self._store.revoke_api_key(workspace_id, key_hash, self._clock.now()):
+            raise NotFound("API key not found (or already revoked)")
+        self._cache.pop(key_hash, None)
+        self._modes.pop(key_hash, None)
+
+    async def ensure_workspace(self, workspace_id: str) -> None:
+        """Create the workspace if it is new (an admin may open one that has no key yet)."""
+        await self._store.ensure_workspace(workspace_id, self._clock.now())
 
     async def count(self) -> int:
         return await self._store.count_api_keys()

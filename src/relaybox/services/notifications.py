@@ -8,7 +8,7 @@ its versions readable by id but hides it from sends, listings and alias lookups.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from relaybox.engine.messaging import NOTIFICATION_KIND
 from relaybox.errors import ConflictError, NotFound, ValidationError
 from relaybox.services import paging
 from relaybox.storage.base import Resource, Store
-from relaybox.templates import editing
+from relaybox.templates import editing, render
 
 
 class ContentValidator(Protocol):
@@ -293,6 +293,31 @@ class NotificationService:
         if stored is None:
             raise NotFound(f"Version {chosen} not found for template {found.id}")
         return stored.body
+
+    def preview(
+        self,
+        content: Any,
+        *,
+        channels: Sequence[str],
+        data: dict[str, Any],
+        profile: dict[str, Any],
+        recipient: str | None = None,
+    ) -> dict[str, render.RenderedContent | str]:
+        """Render ``content`` per channel as a send would (the message when it cannot be)."""
+        variables = {
+            **data,
+            "data": data,
+            "profile": profile,
+            "recipient": recipient,
+            "brand": None,
+        }
+        out: dict[str, render.RenderedContent | str] = {}
+        for channel in channels:
+            try:
+                out[channel] = render.render(content, channel=channel, variables=variables)
+            except ValidationError as exc:
+                out[channel] = exc.message
+        return out
 
     async def _publish(self, resource: Resource) -> Resource:
         published = await self._store.publish_resource(

@@ -173,11 +173,24 @@ class IdempotencyWrite:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """A key as listings show it: never the key, only its hash and first characters."""
+
+    key_hash: str
+    prefix: str
+    mode: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
 class RunFilter:
     statuses: tuple[str, ...] = ()
     template_ids: tuple[str, ...] = ()
     start: float | None = None
     end: float | None = None
+    #: Exact ``context.recipient``.
+    recipient: str | None = None
 
 
 @dataclass(frozen=True)
@@ -352,6 +365,14 @@ class Store(Protocol):
         """
         ...
 
+    async def list_api_keys(self, workspace_id: str) -> list[ApiKey]:
+        """The workspace's keys, revoked ones included, oldest first."""
+        ...
+
+    async def revoke_api_key(self, workspace_id: str, key_hash: str, now: float) -> bool:
+        """Revoke an unrevoked key of the workspace; False if there is no such key."""
+        ...
+
     # --- versioned configuration -----------------------------------------------------------
     async def put_resource(self, resource: Resource) -> Resource:
         """Create or replace (by workspace, kind, id).
@@ -391,7 +412,13 @@ class Store(Protocol):
         ...
 
     async def list_resource_versions(
-        self, workspace_id: str, kind: str, id: str, *, before: int | None, limit: int
+        self,
+        workspace_id: str,
+        kind: str,
+        id: str,
+        *,
+        before: int | None = None,
+        limit: int = 2**31 - 1,
     ) -> list[ResourceVersion]:
         """Published versions, newest first; ``before`` is the last version of the previous
         page."""

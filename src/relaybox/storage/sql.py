@@ -18,6 +18,7 @@ from relaybox.domain.run import Run
 from relaybox.errors import ConflictError, StaleLease
 from relaybox.storage import migrate, rows
 from relaybox.storage.base import (
+    ApiKey,
     CreatedRun,
     IdempotencyWrite,
     Message,
@@ -174,6 +175,23 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
 
         return await self._writer.submit(write)
 
+    async def list_api_keys(self, workspace_id: str) -> list[ApiKey]:
+        sql = self.q(
+            "SELECT key_hash, prefix, mode, created_at, revoked_at FROM api_keys "
+            "WHERE workspace_id = ? ORDER BY created_at, key_hash"
+        )
+        found = await self._read(lambda c: c.execute(sql, (workspace_id,)).fetchall())
+        return [ApiKey(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4]) for r in found]
+
+    async def revoke_api_key(self, workspace_id: str, key_hash: str, now: float) -> bool:
+        sql = self.q(
+            "UPDATE api_keys SET revoked_at = ? "
+            "WHERE workspace_id = ? AND key_hash = ? AND revoked_at IS NULL"
+        )
+        return await self._writer.submit(
+            lambda c: c.execute(sql, (now, workspace_id, key_hash)).rowcount > 0
+        )
+
     # --- versioned configuration -----------------------------------------------------------
 
     async def put_resource(self, resource: Resource) -> Resource:
@@ -232,10 +250,16 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
         return [rows.resource_from_row(r) for r in found]
 
     async def delete_resource(self, workspace_id: str, kind: str, id: str) -> bool:
-        sql = self.q("DELETE FROM resources WHERE workspace_id = ? AND kind = ? AND id = ?")
-        return await self._writer.submit(
-            lambda c: c.execute(sql, (workspace_id, kind, id)).rowcount > 0
-        )
+        where = "WHERE workspace_id = ? AND kind = ? AND id = ?"
+        args = (workspace_id, kind, id)
+
+        def write(c: Connection) -> bool:
+            # Its versions go with it: an object made later with the same id starts again at
+            # version 1 and must not meet (or collide with) the old one's history.
+            c.execute(self.q("DELETE FROM resource_versions " + where), args)
+            return bool(c.execute(self.q("DELETE FROM resources " + where), args).rowcount > 0)
+
+        return await self._writer.submit(write)
 
     async def archive_resource(
         self, workspace_id: str, kind: str, id: str, now: float
@@ -317,7 +341,13 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
         return await self._writer.submit(write)
 
     async def list_resource_versions(
-        self, workspace_id: str, kind: str, id: str, *, before: int | None, limit: int
+        self,
+        workspace_id: str,
+        kind: str,
+        id: str,
+        *,
+        before: int | None = None,
+        limit: int = 2**31 - 1,
     ) -> list[ResourceVersion]:
         sql = self.q(
             "SELECT version, body, published_at FROM resource_versions "
@@ -444,6 +474,9 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
         if flt.end is not None:
             where.append("created_at <= ?")
             args.append(flt.end)
+        if flt.recipient is not None:
+            where.append("recipient = ?")
+            args.append(flt.recipient)
         runs, nxt = await self._newest_first(
             f"SELECT {rows.RUN_COLUMNS} FROM runs",
             "created_at",

@@ -10,14 +10,30 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from relaybox.errors import RelayboxError
+from relaybox.services.admin import AdminSignIn
 from relaybox.services.container import Services
-from relaybox.ui import debugger, designer, messages, templates_pages, web
-from relaybox.ui.session import COOKIE, Session, Signer
+from relaybox.ui import (
+    debugger,
+    designer,
+    messages,
+    settings_pages,
+    signin,
+    templates_pages,
+    versions,
+    web,
+)
+from relaybox.ui.session import Signer
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_console(services: Services, *, secret: str | None = None) -> FastAPI:
+def create_console(
+    services: Services,
+    *,
+    secret: str | None = None,
+    admin_password: str | None = None,
+    admin_password_hash: str | None = None,
+) -> FastAPI:
     """Build the console app.
 
     Without ``secret`` (``RELAYBOX_SECRET_KEY``) a random one is made per process: sessions
@@ -27,6 +43,9 @@ def create_console(services: Services, *, secret: str | None = None) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.signer = Signer(secret.encode() if secret else secrets.token_bytes(32))
+    app.state.admin = AdminSignIn(
+        clock=services.clock, password=admin_password, password_hash=admin_password_hash
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(web.NotSignedIn)
@@ -48,30 +67,7 @@ def create_console(services: Services, *, secret: str | None = None) -> FastAPI:
         web.signed_in(request)
         return web.redirect(request, "/runs")
 
-    @app.get("/login")
-    async def login_page(request: Request) -> Response:
-        return web.render(request, "login.html", error=None)
-
-    @app.post("/login")
-    async def login(request: Request) -> Response:
-        fields = await web.form(request)
-        key = fields.get("api_key", "").strip()
-        workspace = await web.services(request).keys.workspace_for(key) if key else None
-        if workspace is None:
-            return web.render(request, "login.html", 401, error="That API key is not valid.")
-        # A fresh CSRF token on sign-in, so a token seen before sign-in is worth nothing after.
-        now = web.services(request).clock.now()
-        fresh = Session(workspace=workspace, issued_at=now)
-        request.state.console_session = fresh
-        return web.save(request, web.redirect(request, "/runs"), fresh)
-
-    @app.post("/logout")
-    async def logout(request: Request) -> Response:
-        await web.form(request)
-        response = web.redirect(request, "/login")
-        response.delete_cookie(COOKIE, path=web.root(request) or "/")
-        return response
-
-    for module in (debugger, designer, messages, templates_pages):
+    modules = (signin, debugger, designer, versions, messages, templates_pages, settings_pages)
+    for module in modules:
         app.include_router(module.router)
     return app

@@ -9,51 +9,58 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from relaybox.domain.run import Run, RunStatus, StepState, StepStatus
-from relaybox.errors import NotFound
+from relaybox.errors import NotFound, ValidationError
 from relaybox.ui import web
 
 router = APIRouter()
 
 STATUSES = [s.value for s in RunStatus]
+#: The runs list's query parameters besides the cursor.
+FILTERS = ("status", "automation", "recipient", "start", "end", "run_id")
 
 
 @router.get("/runs")
 async def runs(request: Request) -> Response:
     workspace = web.signed_in(request)
     q = request.query_params
-    status = q.get("status") or None
-    automation = (q.get("automation") or "").strip() or None
-    run_id = (q.get("run_id") or "").strip()
+    filters = {name: (q.get(name) or "").strip() for name in FILTERS}
     found: list[Run] = []
     next_cursor = None
+    error = None
     service = web.services(request).automations
-    if run_id:
+    if filters["run_id"]:
         # Search by runId is an exact lookup: ids are opaque, so there is nothing to match on.
         try:
-            found = [await service.get_run(workspace, run_id)]
+            found = [await service.get_run(workspace, filters["run_id"])]
         except NotFound:
             found = []
     else:
-        page = await service.list_runs(
-            workspace,
-            cursor=q.get("cursor") or None,
-            limit="50",
-            status=status,
-            template_id=automation,
-            start_date=None,
-            end_date=None,
-        )
-        found, next_cursor = page.runs, page.next_cursor
+        try:
+            page = await service.list_runs(
+                workspace,
+                cursor=q.get("cursor") or None,
+                limit="50",
+                status=filters["status"] or None,
+                template_id=filters["automation"] or None,
+                start_date=filters["start"] or None,
+                end_date=filters["end"] or None,
+                recipient=filters["recipient"] or None,
+            )
+            found, next_cursor = page.runs, page.next_cursor
+        except ValidationError as exc:
+            error = exc.message
     template = "_runs_table.html" if q.get("partial") else "runs.html"
+    kept = {k: v for k, v in filters.items() if v}
     return web.render(
         request,
         template,
+        400 if error else 200,
         runs=found,
         statuses=STATUSES,
-        status=status or "",
-        automation=automation or "",
-        run_id=run_id,
+        filters=filters,
+        error=error,
         next_cursor=next_cursor,
+        more="/runs?" + urlencode({**kept, "cursor": next_cursor or ""}),
         poll="/runs?" + urlencode({**dict(q), "partial": "1"}),
     )
 
@@ -101,6 +108,7 @@ def _step(run: Run, step: StepState, now: float) -> dict[str, Any]:
         "wake_at": step.wake_at,
         "message_id": step.message_id,
         "condition": step.condition,
+        "changes": step.changes,
         "output": step.output,
         "spec": spec,
     }

@@ -1,22 +1,30 @@
-"""Designer (minimal): saved automations as a JSON steps editor, publish, and Test.
+"""Designer: saved automations edited as forms per step (or JSON), published, aliased, tested.
 
 Saving goes through ``AutomationService.put_draft``, the API's own validation, so the console
 accepts exactly what ``PUT /automations/{id}`` accepts and saves nothing it would refuse.
+The page's forms are rendered by ``static/designer.js`` from ``step_forms``; what is posted
+is the JSON view they keep in sync.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from relaybox.errors import RelayboxError
+from relaybox.domain.automation import KNOWN_ACTIONS
+from relaybox.errors import RelayboxError, ValidationError
 from relaybox.storage.base import Resource
-from relaybox.ui import web
+from relaybox.ui import step_forms, web
 
 router = APIRouter()
+
+#: The order of the "new step" menu: the common steps first.
+ACTIONS = ["send", "delay", "cancel", "fetch-data", "update-profile", "get-profile", "subscribe"]
+ACTIONS += sorted(KNOWN_ACTIONS - set(ACTIONS))
 
 SAMPLE_STEPS: list[dict[str, Any]] = [
     {"action": "send", "template": "welcome"},
@@ -49,15 +57,7 @@ async def new(request: Request) -> Response:
 async def edit(request: Request, automation_id: str) -> Response:
     workspace = web.signed_in(request)
     found = await web.services(request).automations.get(workspace, automation_id)
-    draft = found.draft or {}
-    return _editor(
-        request,
-        found,
-        automation_id=found.id,
-        name=str(draft.get("name") or ""),
-        steps=_dump(draft.get("steps", [])),
-        notice=request.query_params.get("notice"),
-    )
+    return _editor(request, found, notice=request.query_params.get("notice"))
 
 
 @router.post("/automations")
@@ -74,8 +74,7 @@ async def save(request: Request) -> Response:
         if creating and existing is not None:
             # The new-automation form must not silently overwrite a saved one.
             raise RelayboxError(f"An automation with id {automation_id} already exists.")
-        steps = _parse(steps_text, "Steps")
-        body = {"name": name or None, "steps": steps}
+        body: dict[str, Any] = {"name": name or None, "steps": _parse(steps_text, "Steps")}
         if existing is not None and existing.draft:
             # Keep what this editor does not show (alias, cancelation token) as it was.
             body["alias"] = existing.draft.get("alias")
@@ -99,8 +98,21 @@ async def publish(request: Request, automation_id: str) -> Response:
     await web.form(request)
     workspace = web.signed_in(request)
     done = await web.services(request).automations.publish(workspace, automation_id)
-    notice = f"Published version {done.published_version}"
-    return web.redirect(request, f"/automations/{done.id}?notice={notice.replace(' ', '+')}")
+    return _back(request, done.id, f"Published version {done.published_version}")
+
+
+@router.post("/automations/{automation_id}/alias")
+async def alias(request: Request, automation_id: str) -> Response:
+    fields = await web.form(request)
+    workspace = web.signed_in(request)
+    service = web.services(request).automations
+    found = await service.get(workspace, automation_id)
+    wanted = fields.get("alias", "").strip() or None
+    try:
+        await service.set_alias(workspace, found.id, wanted)
+    except RelayboxError as exc:
+        return _editor(request, found, status=400, alias=wanted or "", alias_error=exc.message)
+    return _back(request, found.id, f"Alias set to {wanted}" if wanted else "Alias removed")
 
 
 @router.post("/automations/{automation_id}/test")
@@ -113,22 +125,15 @@ async def test(request: Request, automation_id: str) -> Response:
     try:
         payload = _parse(payload_text, "Payload")
         if not isinstance(payload, dict):
-            raise RelayboxError("Payload: expected a JSON object")
-        if found.published is None:
-            raise RelayboxError("Publish the automation before testing it.")
-        started = await service.invoke_saved(workspace, found.id, payload)
+            raise ValidationError("Payload: expected a JSON object")
+        if fields.get("version") == "draft":
+            started = await service.invoke_draft(workspace, found.id, payload)
+        elif found.published is None:
+            raise ValidationError("Publish the automation before testing the published version.")
+        else:
+            started = await service.invoke_saved(workspace, found.id, payload)
     except RelayboxError as exc:
-        draft = found.draft or {}
-        return _editor(
-            request,
-            found,
-            status=400,
-            automation_id=found.id,
-            name=str(draft.get("name") or ""),
-            steps=_dump(draft.get("steps", [])),
-            payload=payload_text,
-            test_error=exc.message,
-        )
+        return _editor(request, found, status=400, payload=payload_text, test_error=exc.message)
     return web.redirect(request, f"/runs/{started.run_id}")
 
 
@@ -139,15 +144,17 @@ async def _find(request: Request, workspace: str, automation_id: str) -> Resourc
         return None
 
 
+def _back(request: Request, automation_id: str, notice: str) -> Response:
+    return web.redirect(request, f"/automations/{automation_id}?notice={quote_plus(notice)}")
+
+
 def _parse(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RelayboxError(
-            f"{what} are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            if what == "Steps"
-            else f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
+        verb = "are" if what == "Steps" else "is"
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ValidationError(f"{what} {verb} not valid JSON: {exc.msg} ({where})") from None
 
 
 def _dump(value: Any) -> str:
@@ -157,15 +164,29 @@ def _dump(value: Any) -> str:
 def _editor(
     request: Request, found: Resource | None, *, status: int = 200, **context: Any
 ) -> Response:
+    draft = (found.draft if found else None) or {}
+    context.setdefault("automation_id", found.id if found else "")
+    context.setdefault("name", str(draft.get("name") or ""))
+    context.setdefault("steps", _dump(draft.get("steps", [])))
+    context.setdefault("alias", draft.get("alias") or "")
     context.setdefault("error", None)
     context.setdefault("notice", None)
     context.setdefault("test_error", None)
+    context.setdefault("alias_error", None)
     context.setdefault("payload", _dump(SAMPLE_PAYLOAD))
+    step, field = step_forms.error_location(context["error"] or "")
+    published = (found.published if found else None) or {}
     return web.render(
         request,
         "automation.html",
         status,
         found=found,
-        published=_dump((found.published or {}).get("steps", [])) if found else None,
+        unpublished=bool(found and published and draft.get("steps") != published.get("steps")),
+        forms=step_forms.FORMS,
+        common=step_forms.COMMON,
+        actions=ACTIONS,
+        error_step=step,
+        error_field=field,
+        error_message=step_forms.field_message(context["error"]) if step is not None else None,
         **context,
     )

@@ -39,3 +39,43 @@
     setInterval(tick, 250);
   });
 })();
+// 3. The template editor: re-render the preview as the content or sample data change, and
+//    send the content shown (saved or not) with "Send test".
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("template-form");
+    if (!form) return;
+    var target = document.getElementById("preview");
+    var timer = null;
+    var seq = 0;
+    function refresh() {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var mine = ++seq;
+        fetch(form.getAttribute("data-preview"), {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams(new FormData(form)).toString()
+        }).then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+          .then(function (html) { if (mine === seq) target.innerHTML = html; })
+          .catch(function () { /* keep the last preview */ });
+      }, 300);
+    }
+    form.addEventListener("input", refresh);
+    form.addEventListener("change", refresh);
+    form.addEventListener("designer-change", refresh);
+    var send = document.getElementById("send-test-form");
+    send.addEventListener("submit", function () {
+      send.querySelector("input[name=elements]").value = document.getElementById("elements").value;
+      send.querySelector("input[name=sample]").value = document.getElementById("sample").value;
+    });
+  });
+})();
+// 4. form[data-confirm]: ask before a destructive action (delete, revoke).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  var question = form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+}, true);
