@@ -86,6 +86,18 @@ async def test_server_error_is_retryable(receiver: FakeService) -> None:
         await provider(urls=url(receiver, "json", "/notify")).send(rendered("push"))
 
 
+async def test_redirects_are_not_followed(receiver: FakeService) -> None:
+    """A redirect (which could lead past the host check) fails the send and is not followed."""
+    receiver.respond = lambda r: (
+        (307, {"Location": f"{receiver.url}/elsewhere"}, b"")
+        if r.path == "/notify"
+        else (200, {}, {})
+    )
+    with pytest.raises(RetryableDeliveryError):
+        await provider(urls=url(receiver, "json", "/notify?redirect=yes")).send(rendered("push"))
+    assert [r.path for r in receiver.requests] == ["/notify"]
+
+
 async def test_loopback_hosts_are_refused_unless_allow_listed(receiver: FakeService) -> None:
     """Apprise URLs obey the outbound policy: no request reaches a loopback host by default."""
     p = provider(allow=(), urls=url(receiver, "json", "/notify"))

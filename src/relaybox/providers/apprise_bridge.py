@@ -12,8 +12,9 @@ Apprise makes its own network calls, so before each send every URL's host goes t
 outbound guard's policy: a host resolving to a private, loopback or otherwise non-public
 address is refused unless allow-listed. A host that does not resolve is let through: such
 URLs (e.g. ``tgram://<bot token>/...``) name a token, not a server, and the plugin talks to
-its service's fixed public endpoint. Apprise follows redirects and resolves names again when
-it connects; like the guard's DNS-rebinding gap, that is accepted.
+its service's fixed public endpoint. Redirects are switched off in every plugin (apprise
+follows them by default). Apprise resolves names again when it connects; like the guard's
+DNS-rebinding gap, that is accepted.
 
 Apprise reports only success or failure with log lines; a failure whose log names an HTTP
 4xx status other than 408/429 (``error=400``) is permanent, any other failure is retried.
@@ -45,7 +46,12 @@ _HTTP_ERROR = re.compile(r"error=(\d{3})\b")
 
 def _plugin(url: str) -> Any:
     # Apprise logs a warning and returns None for a URL it does not understand.
-    return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is not None:
+        # A redirect could lead past the host check (as with the guard); this wins over a
+        # "?redirect=yes" in the URL.
+        plugin.redirects = False
+    return plugin
 
 
 @dataclass(frozen=True)
