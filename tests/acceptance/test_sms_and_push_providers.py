@@ -150,3 +150,46 @@ def test_push_through_fcm(new_workspace: Callable[[str], Workspace], service: Fa
     assert sent["notification"]["title"] == "Shipped ORD-1"
     assert "On its way" in sent["notification"]["body"]
     assert sent["data"] == {"order": "ORD-1"}
+
+
+def test_provider_secrets_never_leave_and_survive_a_round_trip(
+    new_workspace: Callable[[str], Workspace], service: FakeService
+) -> None:
+    """create/retrieve/list/update/patch show the token masked; PUTting the mask back keeps it."""
+    service.respond = lambda r: (201, {}, {"sid": "SM0999"})
+    ws = new_workspace("secrets")
+    client = ws.client()
+    settings = {
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "messaging_service_sid": "MG01",
+        "base_url": service.url,
+    }
+    created = client.providers.create(provider="twilio", title="SMS", settings=settings)
+    shown = client.providers.retrieve(created.id).to_dict()
+    listed = client.providers.list().to_dict()["results"]
+    assert TOKEN not in str(created.to_dict()) + str(shown) + str(listed)
+    assert shown["settings"] == {**settings, "auth_token": "********", "timeout": 10.0}
+
+    updated = client.providers.update(
+        created.id, provider="twilio", title="SMS 2", settings=shown["settings"]
+    )
+    patched = client.providers.patch(created.id, settings={"timeout": 5})
+    assert updated.title == "SMS 2"
+    assert patched.to_dict()["settings"]["auth_token"] == "********"
+    assert patched.to_dict()["settings"]["timeout"] == 5
+
+    user = unique("secret-user")
+    client.profiles.create(user, profile={"phone_number": "+14155550999"})
+    response = client.send.message(
+        message={
+            "to": {"user_id": user},
+            "content": {"title": "T", "body": "B"},
+            "routing": {"method": "single", "channels": ["twilio"]},
+        }
+    )
+    assert wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE").status == "SENT"
+    (request,) = service.requests
+    credentials = (request.header("Authorization") or "").removeprefix("Basic ")
+    assert base64.b64decode(credentials).decode() == f"{SID}:{TOKEN}"
+    assert request.form()["MessagingServiceSid"] == ["MG01"]
