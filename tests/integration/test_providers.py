@@ -858,9 +858,13 @@ def test_validate_webhook_rejects(settings: dict[str, Any], message: str) -> Non
 
 def test_unknown_provider_lists_known_keys() -> None:
     """Unknown provider keys are refused everywhere with the list of known ones."""
-    with pytest.raises(ValidationError, match="apn, apprise, fcm, slack, smtp, twilio, webhook"):
+    with pytest.raises(
+        ValidationError, match="apn, apprise, fcm, inbox, slack, smtp, twilio, webhook"
+    ):
         validate_settings("sendgrid", {})
-    with pytest.raises(ValidationError, match="apn, apprise, fcm, slack, smtp, twilio, webhook"):
+    with pytest.raises(
+        ValidationError, match="apn, apprise, fcm, inbox, slack, smtp, twilio, webhook"
+    ):
         channel_of("sendgrid")
     with pytest.raises(ValidationError, match="JSON object"):
         validate_settings("smtp", ["not", "a", "mapping"])  # type: ignore[arg-type]
