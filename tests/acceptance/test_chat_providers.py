@@ -96,3 +96,16 @@ def test_apprise_json_url(new_workspace: Callable[[str], Workspace], service: Fa
     body = request.json()
     assert body["title"] == "Deploy v2.3"
     assert "Rolled out to production" in body["message"]
+
+
+def test_provider_catalog_through_the_sdk(new_workspace: Callable[[str], Workspace]) -> None:
+    """providers.catalog.list describes each provider type; its filters narrow the list."""
+    client = new_workspace("catalog").client()
+    push = client.providers.catalog.list(channel="push")
+    assert sorted(e.provider for e in push.results) == ["apn", "apprise", "fcm"]
+    (twilio,) = client.providers.catalog.list(keys="twilio").results
+    assert twilio.channel == "sms"
+    assert twilio.name == "Twilio"
+    assert twilio.settings["auth_token"].required is True
+    assert twilio.settings["from_number"].required is False
+    assert [e.provider for e in client.providers.catalog.list(name="slack").results] == ["slack"]

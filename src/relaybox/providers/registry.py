@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from relaybox.errors import PermanentDeliveryError, ValidationError
-from relaybox.providers import inbox
+from relaybox.providers import catalog, inbox
 from relaybox.providers.apn import ApnProvider, ApnSettings
 from relaybox.providers.apprise_bridge import AppriseProvider, AppriseSettings
 from relaybox.providers.base import DeliveryResult, Provider, RenderedMessage
@@ -49,6 +49,7 @@ SECRET_FIELDS: Mapping[str, frozenset[str]] = {
     "fcm": frozenset({"service_account"}),
     "apn": frozenset({"private_key"}),
     "apprise": frozenset({"urls"}),
+    "inbox": frozenset(),
 }
 MASK = "********"
 
@@ -160,6 +161,12 @@ class Catalog:
 
     def mask_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         return mask_settings(provider_key, settings)
+
+    def entries(
+        self, *, channel: str | None = None, keys: str | None = None, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Courier's provider catalog (``GET /providers/catalog``), filtered."""
+        return catalog.entries(channel=channel, keys=keys, name=name)
 
     def secret_fields(self, provider_key: str) -> frozenset[str]:
         return SECRET_FIELDS.get(provider_key, frozenset())

@@ -32,6 +32,10 @@ class ProviderCatalog(Protocol):
 
     def secret_fields(self, provider_key: str) -> frozenset[str]: ...
 
+    def entries(
+        self, *, channel: str | None = None, keys: str | None = None, name: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
     def seal_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
 
     def open_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
@@ -91,6 +95,13 @@ class ProviderService:
                 settings[key] = value
         merged["settings"] = settings
         return await self._save(current, self._parse(merged, current))
+
+    def catalog(
+        self, *, channel: str | None = None, keys: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        """The provider types this server speaks (one page: the catalog is small)."""
+        results = self._catalog.entries(channel=channel, keys=keys, name=name)
+        return {"paging": {"more": False, "cursor": None}, "results": results}
 
     async def retrieve(self, workspace_id: str, provider_id: str) -> dict[str, Any]:
         return self.present(await self._get(workspace_id, provider_id))

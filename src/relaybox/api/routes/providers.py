@@ -28,6 +28,19 @@ async def list_providers(request: Request, ws: str = WS, cursor: str | None = No
     return deps.json_response(await deps.services(request).providers.list(ws, cursor))
 
 
+@router.get("/providers/catalog")
+async def catalog(
+    request: Request,
+    ws: str = WS,
+    channel: str | None = None,
+    keys: str | None = None,
+    name: str | None = None,
+) -> Response:
+    # Declared before /providers/{provider_id}, which would otherwise take "catalog" as an id.
+    found = deps.services(request).providers.catalog(channel=channel, keys=keys, name=name)
+    return deps.json_response(found)
+
+
 @router.get("/providers/{provider_id}")
 async def retrieve(
     provider_id: str, request: Request, ws: str = Depends(deps.workspace)
