@@ -235,7 +235,11 @@ def test_settings_accept_the_key_file_as_text_and_mask_it() -> None:
     account = service_account("https://oauth2.googleapis.com/token")
     stored = validate_settings("fcm", {"service_account": json.dumps(account)})
     assert stored["service_account"] == account
-    assert mask_settings("fcm", stored) == {"service_account": "********"}
+    assert mask_settings("fcm", stored) == {
+        "service_account": "********",
+        "base_url": "https://fcm.googleapis.com",
+        "timeout": 10.0,
+    }
     with pytest.raises(ValidationError, match="private_key"):
         validate_settings("fcm", {"service_account": {**account, "private_key": "nope"}})
     with pytest.raises(ValidationError, match="not valid JSON"):

@@ -86,7 +86,14 @@ class FcmSettings:
             raise f.invalid("project_id", "is required (or project_id in the service account)")
         token_uri = f.url("token_uri", account.get("token_uri") or DEFAULT_TOKEN_URI)
         key_id = account.get("private_key_id")
-        stored = {"service_account": account, **{k: raw[k] for k in raw if k != "service_account"}}
+        base_url = f.url("base_url", DEFAULT_BASE_URL)
+        timeout = f.timeout()
+        # Overrides are stored only when given, so a key file replaced later brings its own.
+        stored: dict[str, Any] = {"service_account": account}
+        for name in ("project_id", "token_uri"):
+            if f.text(name):
+                stored[name] = f.text(name)
+        stored |= {"base_url": base_url, "timeout": timeout}
         return cls(
             service_account=account,
             project_id=project,
@@ -94,9 +101,9 @@ class FcmSettings:
             private_key=key,
             private_key_id=key_id if isinstance(key_id, str) and key_id else None,
             token_uri=token_uri,
-            base_url=f.url("base_url", DEFAULT_BASE_URL),
-            timeout=f.timeout(),
-            stored={k: v for k, v in stored.items() if v is not None},
+            base_url=base_url,
+            timeout=timeout,
+            stored=stored,
         )
 
     def as_dict(self) -> dict[str, Any]:
