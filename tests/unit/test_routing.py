@@ -94,3 +94,26 @@ def test_everything_used_up_is_settled_undelivered() -> None:
     attempts = [Attempt("prv_a", FAILED), Attempt("prv_b", FAILED)]
     assert next_candidate([[SMTP_A, SMTP_B]], attempts) is None
     assert not delivered(attempts)
+
+
+def test_a_providers_own_verdict_on_the_address_wins() -> None:
+    """addressed=True routes without the channel's profile field; False excludes despite it."""
+    slack_hook = Candidate("chat", "prv_s", "slack", addressed=True)
+    fcm = Candidate("push", "prv_f", "fcm", addressed=False)
+    bot = Candidate("chat", "prv_bot", "slack")
+    found = build_groups(
+        method="single",
+        entries=["push", "chat"],
+        configured=[slack_hook, fcm, bot],
+        profile={"push_token": "t"},
+        channel_providers={},
+    )
+    assert found == [[slack_hook]]
+    with_slack = build_groups(
+        method="single",
+        entries=["chat"],
+        configured=[bot],
+        profile={"slack": {"channel": "C1"}},
+        channel_providers={},
+    )
+    assert with_slack == [[bot]]
