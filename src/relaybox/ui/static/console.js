@@ -39,8 +39,7 @@
     setInterval(tick, 250);
   });
 })();
-// 3. The template editor: re-render the preview as the content or sample data change, and
-//    send the content shown (saved or not) with "Send test".
+// 3. The template editor: re-render the preview as the content or sample data change.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
@@ -66,11 +65,6 @@
     form.addEventListener("input", refresh);
     form.addEventListener("change", refresh);
     form.addEventListener("designer-change", refresh);
-    var send = document.getElementById("send-test-form");
-    send.addEventListener("submit", function () {
-      send.querySelector("input[name=elements]").value = document.getElementById("elements").value;
-      send.querySelector("input[name=sample]").value = document.getElementById("sample").value;
-    });
   });
 })();
 // 4. form[data-confirm]: ask before a destructive action (delete, revoke).
