@@ -56,7 +56,7 @@ def test_admin_password_signs_in_to_the_chosen_workspace(page: Any, server: Rela
 def test_visual_designer_build_publish_test_and_watch_the_run(
     console: Any, server: RelayboxServer, ws: Workspace, smtp: SmtpServer
 ):
-    """send → delay 2 s → send built with the forms (keyboard reorder), published, tested, watched."""
+    """send → delay 2 s → send built with the forms (keyboard reorder), published, tested."""
     template = unique("studio-hello")
     ws.add_template(template, "Hello from the designer", "Welcome aboard")
     automation_id = unique("studio-onboarding")
