@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from console_harness import ADMIN_PASSWORD, admin_sign_in, shot
 from playwright.sync_api import expect
-from relaybox_harness import RelayboxServer, SmtpServer, Workspace, unique, unique_email
+from relaybox_harness import (
+    RelayboxServer,
+    SmtpServer,
+    WebhookReceiver,
+    Workspace,
+    start_webhook_receiver,
+    unique,
+    unique_email,
+    verify_signature,
+)
 
 FINAL_WAIT_MS = 20_000
 
@@ -248,7 +259,7 @@ def test_template_edit_preview_and_send_test(
     page.get_by_role("button", name="Save draft").click()
     expect(page.locator(".notice")).to_have_text("Draft saved")
     with ws.http() as http:
-        saved = http.get(f"/notifications/{alias}").json()
+        saved = http.get(f"/notifications/{alias}", params={"version": "draft"}).json()
     assert "Your order {{order}}" in json.dumps(saved["content"])
 
     to = unique_email("tpl-test")
@@ -262,8 +273,15 @@ def test_template_edit_preview_and_send_test(
     expect(page.locator(".subject").first).to_have_text("Order B-2")
 
 
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = start_webhook_receiver()
+    yield receiver
+    receiver.stop()
+
+
 def test_provider_settings_add_edit_delete_with_secrets_masked(
-    console: Any, server: RelayboxServer, ws: Workspace
+    console: Any, server: RelayboxServer, ws: Workspace, hook: WebhookReceiver
 ):
     """A webhook provider is added, its secret never shown, kept on edit, then deleted."""
     page = console
@@ -273,9 +291,8 @@ def test_provider_settings_add_edit_delete_with_secrets_masked(
     title = unique("hook")
     page.get_by_label("Provider").fill("webhook")
     page.get_by_label("Title").fill(title)
-    page.get_by_label("Settings (JSON)").fill(
-        '{"url": "http://127.0.0.1:9/x", "secret": "s3cr3t-value"}'
-    )
+    settings = {"url": hook.url, "secret": "s3cr3t-value"}
+    page.get_by_label("Settings (JSON)").fill(json.dumps(settings))
     page.get_by_role("button", name="Add provider").click()
     expect(page.locator(".notice")).to_have_text(f"Saved provider {title}")
     row = page.locator("tr", has_text=title)
@@ -289,9 +306,25 @@ def test_provider_settings_add_edit_delete_with_secrets_masked(
     page.get_by_role("button", name="Save provider").click()
     expect(page.locator(".notice")).to_have_text(f"Saved provider {title} renamed")
     provider_id = page.locator("tr", has_text=title).locator("code.muted").inner_text()
-    with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
-        [stored] = db.execute("SELECT published FROM resources WHERE id = ?", (provider_id,))
-    assert json.loads(stored[0])["settings"]["secret"] == "s3cr3t-value", "secret kept"
+    # The edit kept the secret: a send through this provider is signed with it.
+    message = {
+        "to": {"user_id": unique("hooked")},
+        "content": {"title": "Hi", "body": "Signed"},
+        "routing": {"method": "single", "channels": ["webhook"]},
+        "channels": {"webhook": {"providers": [provider_id]}},
+    }
+    with ws.http() as http:
+        sent = http.post("/send", json={"message": message})
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["requestId"]
+    deadline = time.monotonic() + 15
+    while not hook.for_message(message_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with ws.http() as http:
+        state = http.get(f"/messages/{message_id}").json()
+    [request] = hook.for_message(message_id) or pytest.fail(str(state))
+    signature = request.headers["X-Relaybox-Signature"]
+    assert verify_signature("s3cr3t-value", signature, request.raw)
 
     page.locator("tr", has_text=title).get_by_role("button", name=re.compile("Delete")).click()
     expect(page.locator(".notice")).to_have_text("Provider deleted")
