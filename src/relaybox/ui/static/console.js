@@ -29,7 +29,12 @@
   function tick() {
     var now = Date.now() / 1000;
     document.querySelectorAll("[data-wake]").forEach(function (el) {
-      var left = parseFloat(el.getAttribute("data-wake")) - now;
+      // Count on the server's clock: the browser's may be off by more than the delay.
+      if (!el.hasAttribute("data-offset")) {
+        var server = parseFloat(el.getAttribute("data-server-now"));
+        el.setAttribute("data-offset", isNaN(server) ? "0" : String(server - now));
+      }
+      var left = parseFloat(el.getAttribute("data-wake")) - now - parseFloat(el.getAttribute("data-offset"));
       el.textContent = left > 0 ? "in " + left.toFixed(1) + " s" : "due now";
     });
   }
