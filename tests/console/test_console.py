@@ -102,7 +102,15 @@ def test_post_without_csrf_token_is_rejected(console: Any, server: RelayboxServe
     assert console.request.post(url, form={}).status == 403
     assert console.request.post(url, form={"csrf": "forged"}).status == 403
     assert ws.run(run_id)["status"] == "WAITING"
-    for path in ("/console/login", "/console/logout", "/console/automations"):
+    paths = (
+        "/console/login",
+        "/console/login/admin",
+        "/console/logout",
+        "/console/automations",
+        "/console/settings/keys",
+        "/console/settings/providers",
+    )
+    for path in paths:
         assert console.request.post(server.url + path, form={}).status == 403, path
 
 
