@@ -2,7 +2,8 @@
 server, and Debian's headless Chromium driven by Playwright.
 
 The tests skip (with the reason) when /usr/bin/chromium is missing; CI installs it.
-Screenshots of every page go to ``test-artifacts/console/``.
+Screenshots of every page (desktop and phone width) go to ``test-artifacts/console/``; the
+run prints the directory at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "acceptance"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from console_harness import sign_in
+from console_harness import ADMIN_PASSWORD, ARTIFACTS, sign_in
 from relaybox_harness import (
     RelayboxServer,
     SmtpServer,
@@ -49,11 +50,23 @@ def smtp() -> Iterator[SmtpServer]:
     server.controller.stop()
 
 
+class ConsoleServer(RelayboxServer):
+    """The acceptance harness's server with the console's admin password set."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "RELAYBOX_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ARTIFACTS.exists():
+        terminalreporter.write_line(f"console screenshots: {ARTIFACTS}")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayboxServer]:
     """One ``relaybox serve`` (SQLite) for the console tests."""
     directory = tmp_path_factory.mktemp("console")
-    process = RelayboxServer(
+    process = ConsoleServer(
         db_path=directory / "relaybox.db",
         api_key="rbx_console_" + secrets.token_urlsafe(16),
         log_path=directory / "server.log",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from relaybox.cli.main import main
 from relaybox.clock import FrozenClock
 from relaybox.errors import ValidationError
 from relaybox.services.admin import (
@@ -72,3 +75,14 @@ def test_workspace_name_is_checked_and_bad_hash_setting_is_refused() -> None:
         admin.sign_in("c", "pw", "no spaces")
     with pytest.raises(ValueError, match="pbkdf2_sha256"):
         AdminSignIn(clock=FrozenClock(), password_hash="plain-text-by-mistake")
+
+
+def test_cli_hash_password_prints_a_hash_that_checks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`relaybox hash-password` reads the password from stdin and prints a usable hash."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("from stdin\n"))
+    assert main(["hash-password"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert check_password("from stdin", plain=None, hashed=printed)
+    assert AdminSignIn(clock=FrozenClock(), password_hash=printed).enabled

@@ -15,6 +15,9 @@ from relaybox.errors import NotFound
 from relaybox.storage.base import ApiKey, Store
 
 DEFAULT_WORKSPACE = "default"
+#: How long a key's workspace is trusted from memory before the database is asked again,
+#: which bounds how long a key revoked by another process keeps working here.
+CACHE_SECONDS = 30.0
 _PREFIX = "rbx_"
 
 
@@ -26,7 +29,8 @@ class KeyService:
     def __init__(self, *, store: Store, clock: Clock, cache_size: int = 4096) -> None:
         self._store = store
         self._clock = clock
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        #: digest -> (workspace, when it was read); see ``CACHE_SECONDS``.
+        self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._modes: dict[str, bool] = {}
         self._cache_size = cache_size
 
@@ -67,8 +71,8 @@ class KeyService:
     async def revoke(self, workspace_id: str, key_hash: str) -> None:
         """Revoke a key of the workspace: from now on it authenticates nothing.
 
-        Another process's cache may still accept the key until that process restarts: the
-        cache holds positive answers only and is bounded, so run one process or restart.
+        At once in this process; other processes sharing the database stop accepting it
+        within ``CACHE_SECONDS``.
         """
         if not await self._store.revoke_api_key(workspace_id, key_hash, self._clock.now()):
             raise NotFound("API key not found (or already revoked)")
@@ -85,13 +89,17 @@ class KeyService:
     async def workspace_for(self, key: str) -> str | None:
         """The workspace a key belongs to, or None; positive answers are cached."""
         digest = hash_key(key)
+        now = self._clock.now()
         cached = self._cache.get(digest)
-        if cached is not None:
+        if cached is not None and now - cached[1] < CACHE_SECONDS:
             self._cache.move_to_end(digest)
-            return cached
+            return cached[0]
         workspace = await self._store.workspace_for_key(digest)
-        if workspace is not None:
-            self._cache[digest] = workspace
+        if workspace is None:
+            self._cache.pop(digest, None)
+        else:
+            self._cache[digest] = (workspace, now)
+            self._cache.move_to_end(digest)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return workspace

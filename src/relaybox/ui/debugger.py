@@ -69,12 +69,14 @@ async def runs(request: Request) -> Response:
 async def run_detail(request: Request, run_id: str) -> Response:
     workspace = web.signed_in(request)
     run = await web.services(request).automations.get_run(workspace, run_id)
+    now = web.services(request).clock.now()
     template = "_run_body.html" if request.query_params.get("partial") else "run.html"
     return web.render(
         request,
         template,
         run=run,
-        steps=[_step(run, s, web.services(request).clock.now()) for s in run.visible_steps()],
+        steps=[_step(run, s, now) for s in run.visible_steps()],
+        now=now,
     )
 
 

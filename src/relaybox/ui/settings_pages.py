@@ -1,8 +1,8 @@
 """Settings: provider configurations and API keys, through the same services as the API.
 
-Provider secrets arrive masked from ``ProviderService`` and are never put in a page; a masked
-value posted back unchanged means "keep the stored one". A new API key is shown once, on the
-page that created it, and only its first characters afterwards.
+Provider secrets arrive masked from ``ProviderService`` and are never put in a page; the
+service keeps the stored secret when the mask comes back unchanged. A new API key is shown
+once, on the page that created it, and only its first characters afterwards.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ async def save_provider(request: Request) -> Response:
         if found is None:
             saved = await service.create(workspace, {**body, "settings": settings})
         else:
-            body["settings"] = settings_patch(found["settings"], settings)
-            saved = await service.patch(workspace, found["id"], body)
+            # The service keeps a stored secret that comes back as the mask it showed.
+            saved = await service.replace(workspace, found["id"], {**body, "settings": settings})
     except RelayboxError as exc:
         return _provider_form(
             request,
@@ -130,17 +130,6 @@ async def revoke_key(request: Request, key_hash: str) -> Response:
     workspace = web.signed_in(request)
     await web.services(request).keys.revoke(workspace, key_hash)
     return web.redirect(request, "/settings/keys?notice=Key+revoked")
-
-
-def settings_patch(shown: dict[str, Any], posted: dict[str, Any]) -> dict[str, Any]:
-    """The settings PATCH for an edit: changed values, None for removed keys.
-
-    A value posted back exactly as shown is left out, so a masked secret keeps the stored
-    value instead of becoming the mask.
-    """
-    patch = {k: v for k, v in posted.items() if k not in shown or shown[k] != v}
-    patch.update({k: None for k in shown if k not in posted})
-    return patch
 
 
 def _object(text: str) -> dict[str, Any]:

@@ -88,7 +88,6 @@ async def send_test(request: Request, template_id: str) -> Response:
             raise ValidationError("Recipient: give an email address or a user id")
         sample = _sample(fields.get("sample", ""))
         recipient = {"email": to} if "@" in to else {"user_id": to}
-        # Without the page's script the hidden copy of the elements is empty: send the draft.
         elements = fields.get("elements") or json.dumps(_elements(draft.get("content")))
         message = {
             "to": recipient,

@@ -29,7 +29,12 @@
   function tick() {
     var now = Date.now() / 1000;
     document.querySelectorAll("[data-wake]").forEach(function (el) {
-      var left = parseFloat(el.getAttribute("data-wake")) - now;
+      // Count on the server's clock: the browser's may be off by more than the delay.
+      if (!el.hasAttribute("data-offset")) {
+        var server = parseFloat(el.getAttribute("data-server-now"));
+        el.setAttribute("data-offset", isNaN(server) ? "0" : String(server - now));
+      }
+      var left = parseFloat(el.getAttribute("data-wake")) - now - parseFloat(el.getAttribute("data-offset"));
       el.textContent = left > 0 ? "in " + left.toFixed(1) + " s" : "due now";
     });
   }
@@ -39,8 +44,7 @@
     setInterval(tick, 250);
   });
 })();
-// 3. The template editor: re-render the preview as the content or sample data change, and
-//    send the content shown (saved or not) with "Send test".
+// 3. The template editor: re-render the preview as the content or sample data change.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
@@ -66,11 +70,6 @@
     form.addEventListener("input", refresh);
     form.addEventListener("change", refresh);
     form.addEventListener("designer-change", refresh);
-    var send = document.getElementById("send-test-form");
-    send.addEventListener("submit", function () {
-      send.querySelector("input[name=elements]").value = document.getElementById("elements").value;
-      send.querySelector("input[name=sample]").value = document.getElementById("sample").value;
-    });
   });
 })();
 // 4. form[data-confirm]: ask before a destructive action (delete, revoke).
