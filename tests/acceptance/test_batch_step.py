@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter, defaultdict
 from typing import Any
 
+import httpx
+import pytest
 from courier import AsyncCourier
 from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
@@ -94,9 +96,41 @@ async def _invoke_all(ws: Workspace, bodies: list[dict[str, Any]]) -> list[str]:
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
+async def _collect(
+    ws: Workspace, run_ids: list[str], within: float
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every run's final detail, and each run's first step, fetched a few at a time."""
+    limit = asyncio.Semaphore(20)
+    headers = {"Authorization": f"Bearer {ws.key}"}
+    deadline = asyncio.get_running_loop().time() + within
+    async with (
+        httpx.AsyncClient(base_url=ws.server.url, headers=headers, timeout=10.0) as http,
+        AsyncCourier(api_key=ws.key, base_url=ws.server.url, max_retries=0) as client,
+    ):
+
+        async def finished(run_id: str) -> dict[str, Any]:
+            while True:
+                async with limit:
+                    detail = (await http.get(f"/automations/runs/{run_id}")).json()
+                if detail["status"] in ("PROCESSED", "ERROR"):
+                    return dict(detail)
+                assert asyncio.get_running_loop().time() < deadline, detail
+                await asyncio.sleep(0.25)
+
+        async def first_step(run_id: str) -> dict[str, Any]:
+            async with limit:
+                listed = await client.automations.runs.list_steps(run_id)
+            return (listed.steps or [])[0].to_dict()
+
+        details = await asyncio.gather(*(finished(r) for r in run_ids))
+        steps = await asyncio.gather(*(first_step(r) for r in run_ids))
+    return list(details), dict(zip(run_ids, steps, strict=True))
+
+
+@pytest.mark.timeout(600)
 def test_concurrent_invokes_release_each_key_once_counting_every_item(ws: Workspace) -> None:
-    """400 concurrent invokes over 10 keys: one release per key, every item counted once."""
-    total, prefix = 400, unique("many")
+    """1,000 concurrent invokes over 10 keys: one release per key, every item counted once."""
+    total, prefix = 1000, unique("many")
     keys = [f"{prefix}-{i % 10}" for i in range(total)]
     bodies = [
         {
@@ -105,7 +139,9 @@ def test_concurrent_invokes_release_each_key_once_counting_every_item(ws: Worksp
                     {
                         "action": "add-to-batch",
                         "batch_key": key,
-                        "wait_period": "PT5S",
+                        # Each key gets an item every ~10 invokes, so its batch stays open
+                        # until the burst is over: one window per key.
+                        "wait_period": "PT8S",
                         "max_wait_period": "PT1H",
                         "retain": {"type": "first", "count": total},
                     }
@@ -117,7 +153,7 @@ def test_concurrent_invokes_release_each_key_once_counting_every_item(ws: Worksp
         for n, key in enumerate(keys)
     ]
     run_ids = asyncio.run(_invoke_all(ws, bodies))
-    details = [_done(ws, r, timeout=60.0) for r in run_ids]
+    details, steps = asyncio.run(_collect(ws, run_ids, within=300.0))
     assert Counter(d["status"] for d in details) == {"PROCESSED": total}
     carriers = {d["run_id"]: d for d in details if "batch" in d["data"]}
     assert sorted(d["data"]["key"] for d in carriers.values()) == sorted(set(keys))
@@ -127,7 +163,7 @@ def test_concurrent_invokes_release_each_key_once_counting_every_item(ws: Worksp
     for run_id, detail in zip(run_ids, details, strict=True):
         if run_id in carriers:
             continue
-        into = ws.steps(run_id)[0].to_dict()["output"]["batched_into"]
+        into = steps[run_id]["output"]["batched_into"]
         assert carriers[into]["data"]["key"] == detail["data"]["key"]
         joined[into].add(detail["data"]["n"])
     for run_id, carrier in carriers.items():
