@@ -91,7 +91,12 @@ async def test_held_message_is_sent_once_the_clock_reaches_the_window(tmp_path: 
                 break
             await asyncio.sleep(0.05)
         assert inbox.rcpts == ["ny@example.test"]
-        sent = await runtime.store.get_message(DEFAULT_WORKSPACE, accepted.request_id)
+        # The outcome is committed just after the provider call returns.
+        for _ in range(100):
+            sent = await runtime.store.get_message(DEFAULT_WORKSPACE, accepted.request_id)
+            if sent is not None and sent.status != "DELAYED" and sent.status != "ENQUEUED":
+                break
+            await asyncio.sleep(0.05)
         assert sent is not None
         assert sent.status in ("SENT", "DELIVERED")
     finally:
