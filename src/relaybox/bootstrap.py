@@ -31,6 +31,7 @@ from relaybox.providers import registry, webhook
 from relaybox.providers.outbound import OutboundGuard
 from relaybox.providers.secrets import SecretBox, server_keys
 from relaybox.scheduler.timers import TimerLoop
+from relaybox.services.audiences import AudienceService
 from relaybox.services.automations import AutomationService
 from relaybox.services.brands import BrandService
 from relaybox.services.container import Services
@@ -188,6 +189,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         providers=ProviderService(store=store, clock=clock, catalog=catalog, pool=pool),
         profiles=ProfileService(store=store, clock=clock),
         lists=ListService(store=store, clock=clock),
+        audiences=AudienceService(store=store, clock=clock),
         preferences=PreferenceService(store=store, clock=clock),
         messages=MessageService(store=store, clock=clock),
         sending=SendService(store=store, clock=clock, engine=engine),

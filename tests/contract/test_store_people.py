@@ -196,3 +196,14 @@ async def test_concurrent_multi_list_subscribes_all_land(store: Store) -> None:
     for list_id in lists:
         found = await store.list_subscribers(WS, list_id, after=None, limit=50)
         assert len(found) == 12
+
+
+async def test_list_profiles_pages_by_user_id_within_a_workspace(store: Store) -> None:
+    """Profiles in user-id order after a key, one workspace only, a page at a time."""
+    for user in ("c", "a", "b", "d"):
+        await store.put_profile(WS, user, {"n": user}, NOW)
+    await store.put_profile(OTHER_WS, "a0", {"n": "other"}, NOW)
+    first = await store.list_profiles(WS, after=None, limit=3)
+    assert first == [("a", {"n": "a"}), ("b", {"n": "b"}), ("c", {"n": "c"})]
+    assert await store.list_profiles(WS, after="c", limit=3) == [("d", {"n": "d"})]
+    assert await store.list_profiles(OTHER_WS, after=None, limit=3) == [("a0", {"n": "other"})]

@@ -59,10 +59,11 @@ def test_channels_are_normalised() -> None:
 @pytest.mark.parametrize(
     ("message", "needle"),
     [
-        ({"to": {"audience_id": "a"}}, "audience_id recipients are not supported"),
+        ({"to": {"audience_id": "a", "filters": []}}, "message.to.filters"),
+        ({"to": {"slack": {"access_token": "t"}}}, "slack recipients are not supported"),
         ({"to": {"webhook": {"url": "https://x.y"}}}, "webhook recipients are not supported"),
         ({"to": {"list_id": "l", "filters": []}}, "message.to.filters"),
-        ({"to": [{"list_id": "l", "list_pattern": "l.*"}]}, "message.to[0]: Provide list_id"),
+        ({"to": [{"list_id": "l", "list_pattern": "l.*"}]}, "message.to[0]: Provide one of"),
         ({"to": {"list_pattern": "a..b"}}, "message.to.list_pattern"),
         ({"to": {"locale": "fr"}}, "message.to: Provide user_id"),
         ({"to": {"user_id": "u", "timezone": "Mars/Base"}}, "time zone"),
@@ -96,13 +97,14 @@ def test_recipient_id_and_supplied_profile() -> None:
 
 
 def test_list_recipients_fan_out_and_user_keys_win() -> None:
-    """list_id / list_pattern recipients are fan-outs; a user recipient's own list_id is not."""
+    """list_id / list_pattern / audience_id recipients fan out; a user's own list_id does not."""
     plan = parse(
         body(
             to=[
                 {"list_id": "team", "data": {"x": 1}},
                 {"list_pattern": "team.*"},
                 {"user_id": "u", "list_id": "team"},
+                {"audience_id": "vips"},
             ]
         ),
         NOW,
@@ -110,6 +112,7 @@ def test_list_recipients_fan_out_and_user_keys_win() -> None:
     assert plan.fan_outs == [
         {"list_id": "team", "data": {"x": 1}},
         {"list_pattern": "team.*", "data": {}},
+        {"audience_id": "vips", "data": {}},
     ]
     assert [m["to"] for m in plan.messages] == [{"user_id": "u", "list_id": "team"}]
     assert plan.shared["template"] == "T"

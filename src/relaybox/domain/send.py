@@ -37,7 +37,7 @@ class SendPlan:
     not_before: float | None
     tags: tuple[str, ...]
     trace_id: str | None
-    #: ``list_id`` / ``list_pattern`` recipients ({"list_id" or "list_pattern", "data"}): each
+    #: ``list_id`` / ``list_pattern`` / ``audience_id`` recipients (that key and "data"): each
     #: becomes one message per subscriber, under the request's one id.
     fan_outs: list[dict[str, Any]] = field(default_factory=list)
     #: The message fields every recipient shares (copied per subscriber by a fan-out).
@@ -134,7 +134,7 @@ def supplied_profile(to: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _recipients(to: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """User recipients, and list / list_pattern recipients to fan out (discriminated by key,
+    """User recipients, and list / list_pattern / audience recipients to fan out (told apart by key,
     as the SDK sends no type tag: a user key wins, since a user recipient may carry a
     ``list_id`` of its own)."""
     items = to if isinstance(to, list) else [to]
@@ -156,7 +156,7 @@ def _recipients(to: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             delays.parse_zone(item["timezone"])
         if any(item.get(k) is not None for k in _USER_KEYS):
             users.append(_user(item, where))
-        elif item.get("list_id") is not None or item.get("list_pattern") is not None:
+        elif any(item.get(k) is not None for k in ("list_id", "list_pattern", "audience_id")):
             fan_outs.append(_fan_out(item, where))
         else:
             raise ValidationError(_unsupported(item, where))
@@ -173,28 +173,26 @@ def _user(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _unsupported(item: Mapping[str, Any], where: str) -> str:
-    if item.get("audience_id") is not None:
-        return (
-            f"{where}: audience_id recipients are not supported by this version (there is "
-            "no /audiences API yet); send to list_id, list_pattern or user recipients"
-        )
     direct = [k for k in _DIRECT_RECIPIENTS if item.get(k) is not None]
     if direct:
         return (
             f"{where}: {direct[0]} recipients are not supported by this version; "
-            "send to user_id, email, phone_number, list_id or list_pattern"
+            "send to user_id, email, phone_number, list_id, list_pattern or audience_id"
         )
-    return f"{where}: Provide user_id, email, phone_number, list_id or list_pattern"
+    return f"{where}: Provide user_id, email, phone_number, list_id, list_pattern or audience_id"
 
 
 def _fan_out(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     if item.get("filters") is not None:
         # Refused rather than ignored: ignoring a filter would send to more people.
-        raise ValidationError(f"{where}.filters: list filters are not supported by this version")
-    if item.get("list_id") is not None and item.get("list_pattern") is not None:
-        raise ValidationError(f"{where}: Provide list_id or list_pattern, not both")
+        raise ValidationError(
+            f"{where}.filters: recipient filters are not supported by this version"
+        )
+    given = [k for k in ("list_id", "list_pattern", "audience_id") if item.get(k) is not None]
+    if len(given) > 1:
+        raise ValidationError(f"{where}: Provide one of {', '.join(given)}, not several")
     found: dict[str, Any] = {"data": dict(item.get("data") or {})}
-    for key in ("list_id", "list_pattern"):
+    for key in given:
         value = item.get(key)
         if value is None:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relaybox.clock import Clock
+from relaybox.services.audiences import AudienceService
 from relaybox.services.automations import AutomationService
 from relaybox.services.brands import BrandService
 from relaybox.services.idempotency import IdempotencyService
@@ -36,3 +37,4 @@ class Services:
     brands: BrandService
     webhooks: WebhookService
     inbox: InboxService
+    audiences: AudienceService

@@ -18,7 +18,7 @@ from relaybox import ids
 from relaybox.clock import Clock
 from relaybox.domain import send as send_request
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
-from relaybox.engine import send_runs
+from relaybox.engine import audiences, send_runs
 from relaybox.engine.engine import Engine
 from relaybox.errors import NotFound
 from relaybox.services.idempotency import Idempotency, check_same_request
@@ -169,10 +169,16 @@ class SendService:
         request_id: str,
         now: float,
     ) -> Run:
-        """A run whose send-list step sends the message to every subscriber of the list(s)."""
+        """A run whose send-list step sends the message to every subscriber of the list(s), or
+        every member of the audience."""
         list_id = target.get("list_id")
         if list_id is not None and await self._store.get_list(workspace_id, list_id) is None:
             raise NotFound(f"List {list_id} not found")
+        audience_id = target.get("audience_id")
+        if audience_id is not None and (
+            await self._store.get_resource(workspace_id, audiences.KIND, audience_id) is None
+        ):
+            raise NotFound(f"Audience {audience_id} not found")
         step: dict[str, Any] = {
             "action": "send-list",
             "message": plan.shared,
@@ -181,9 +187,9 @@ class SendService:
             "tags": list(plan.tags),
             "trace_id": plan.trace_id,
         }
-        step.update({k: target[k] for k in ("list_id", "list_pattern") if k in target})
+        step.update({k: target[k] for k in ("list_pattern", "audience_id") if k in target})
         if list_id is not None:
-            step["list"] = step.pop("list_id")
+            step["list"] = list_id
         steps_def = (step,)
         return Run(
             id=ids.courier_id(now),

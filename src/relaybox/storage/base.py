@@ -447,6 +447,12 @@ class Store(Protocol):
 
     async def delete_profile(self, workspace_id: str, user_id: str) -> bool: ...
 
+    async def list_profiles(
+        self, workspace_id: str, *, after: str | None, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(user id, profile) ordered by user id, after ``after``; for audience scans."""
+        ...
+
     # --- lists and subscriptions -------------------------------------------------------
     async def put_list(
         self,

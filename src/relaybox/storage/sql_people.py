@@ -114,6 +114,18 @@ class PeopleVerbs:
         )
         return bool(found)
 
+    async def list_profiles(
+        self, workspace_id: str, *, after: str | None, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        sql = self.q(
+            "SELECT user_id, profile FROM profiles WHERE workspace_id = ? AND user_id > ? "
+            "ORDER BY user_id LIMIT ?"
+        )
+        found = await self._read(
+            lambda c: c.execute(sql, (workspace_id, after or "", limit)).fetchall()
+        )
+        return [(user_id, dict(rows.loads(profile) or {})) for user_id, profile in found]
+
     # --- lists ---------------------------------------------------------------------------------
 
     async def put_list(

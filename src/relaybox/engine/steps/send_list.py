@@ -43,7 +43,7 @@ from relaybox.domain.lists import ListPattern
 from relaybox.domain.merge import merge
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
-from relaybox.engine import send_runs
+from relaybox.engine import audiences, send_runs
 from relaybox.engine.steps.base import Checkpoint, StepResult
 from relaybox.engine.steps.fetch_data import WebhookRequest, fetch_object, parse_request
 from relaybox.errors import ValidationError
@@ -85,6 +85,10 @@ class SendListStep:
     async def execute(self, run: Run, index: int, now: float, checkpoint: Checkpoint) -> StepResult:
         spec = run.steps_def[index]
         list_id, pattern = spec.get("list"), spec.get("list_pattern")
+        audience_id = spec.get("audience_id")
+        if list_id is None and isinstance(audience_id, str):
+            # The internal run behind a /send audience_id recipient.
+            return await self._to_audience(run, index, now, checkpoint, audience_id)
         if list_id is None and isinstance(pattern, str) and pattern:
             matcher: ListPattern | None = ListPattern.parse(pattern)
         elif isinstance(list_id, str) and list_id:
@@ -98,12 +102,7 @@ class SendListStep:
             return _failed(index, exc.message)
         if matcher is None and await self._store.get_list(run.workspace_id, str(list_id)) is None:
             return _failed(index, f"List {list_id} not found")
-        step = run.steps[index]
-        request_id = step.message_id
-        if request_id is None:
-            request_id = ids.courier_id(now)
-            # On disk before any child exists: a rerun fans out under the same request id.
-            await checkpoint(run.with_step(replace(step, message_id=request_id)), [], [])
+        request_id = await _request_id(run, index, now, checkpoint)
         fan = _FanOut(
             self._store,
             self._http,
@@ -119,13 +118,13 @@ class SendListStep:
         )
         tally = _Tally()
         if matcher is None:
-            await fan.list(str(list_id), tally)
+            await fan.one_list(str(list_id), tally)
             output: dict[str, Any] = {"list_id": list_id, "recipients": tally.sent}
         else:
             lists = 0
             async for matched in self._matching_lists(run.workspace_id, matcher):
                 lists += 1
-                await fan.list(matched, tally)
+                await fan.one_list(matched, tally)
             output = {"list_pattern": pattern, "lists": lists, "subscriptions": tally.sent}
         if source is not None:
             output["data_source"] = {"failed": tally.failed, "errors": tally.errors}
@@ -133,6 +132,43 @@ class SendListStep:
         ref = {"status": "PROCESSED", "message_id": request_id, **output}
         done = StepSucceeded(index, message_id=request_id, output=output, ref=ref)
         return StepResult(done, wake=True)
+
+    async def _to_audience(
+        self, run: Run, index: int, now: float, checkpoint: Checkpoint, audience_id: str
+    ) -> StepResult:
+        found = await self._store.get_resource(run.workspace_id, audiences.KIND, audience_id)
+        if found is None:
+            return _failed(index, f"Audience {audience_id} not found")
+        body = _body(run.steps_def[index], run)
+        request_id = await _request_id(run, index, now, checkpoint)
+        fan = _FanOut(
+            self._store,
+            None,
+            None,
+            self._fetches,
+            self._page_size,
+            run,
+            index,
+            request_id,
+            body,
+            None,
+            now,
+        )
+        tally = _Tally()
+        page: list[Subscription] = []
+        async for user_id in audiences.members(
+            self._store, run.workspace_id, found.published or {}
+        ):
+            page.append(Subscription(run.workspace_id, audience_id, user_id, now))
+            if len(page) == self._page_size:
+                await fan.page(page, tally)
+                page = []
+        await fan.page(page, tally)
+        output = {"audience_id": audience_id, "recipients": tally.sent}
+        ref = {"status": "PROCESSED", "message_id": request_id, **output}
+        return StepResult(
+            StepSucceeded(index, message_id=request_id, output=output, ref=ref), wake=True
+        )
 
     def _data_source(self, raw: Any) -> WebhookRequest | None:
         if raw is None:
@@ -177,16 +213,20 @@ class _FanOut:
     source: WebhookRequest | None
     now: float
 
-    async def list(self, list_id: str, tally: _Tally) -> None:
+    async def one_list(self, list_id: str, tally: _Tally) -> None:
         after: str | None = None
         while True:
             page = await self.store.list_subscribers(
                 self.run.workspace_id, list_id, after=after, limit=self.page_size
             )
-            await asyncio.gather(*(self._one(s, tally) for s in page))
+            await self.page(page, tally)
             if len(page) < self.page_size:
                 return
             after = page[-1].user_id
+
+    async def page(self, page: list[Subscription], tally: _Tally) -> None:
+        """Create the children of one page of recipients together (one group commit)."""
+        await asyncio.gather(*(self._one(s, tally) for s in page))
 
     async def _one(self, subscription: Subscription, tally: _Tally) -> None:
         user_id = subscription.user_id
@@ -259,6 +299,17 @@ class _FanOut:
             lease_owner=None,
             idempotency=dedupe,
         )
+
+
+async def _request_id(run: Run, index: int, now: float, checkpoint: Checkpoint) -> str:
+    """The step's one request id: preset by /send, else made and checkpointed here."""
+    step = run.steps[index]
+    if step.message_id is not None:
+        return step.message_id
+    request_id = ids.courier_id(now)
+    # On disk before any child exists: a rerun fans out under the same request id.
+    await checkpoint(run.with_step(replace(step, message_id=request_id)), [], [])
+    return request_id
 
 
 def _body(spec: dict[str, Any], run: Run) -> dict[str, Any]:
