@@ -38,6 +38,9 @@ def test_send_list_mails_every_subscriber_under_one_request_id(
     (listed,) = ws.steps(detail["run_id"])
     assert listed.status == "PROCESSED"
     assert listed.message_id
+    # The step's one message id lists every subscriber's message.
+    messages = client.messages.list(message_id=listed.message_id).results or []
+    assert sorted(m.recipient for m in messages) == sorted(emails)
 
 
 def test_send_list_to_an_unknown_list_errors(ws: Workspace) -> None:
