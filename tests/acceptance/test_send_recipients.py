@@ -96,7 +96,8 @@ def test_users_and_lists_together_share_the_request_id(ws: Workspace, smtp: Smtp
 @pytest.mark.parametrize(
     ("to", "needle"),
     [
-        ({"audience_id": "vips"}, "audience_id recipients are not supported"),
+        ({"slack": {"access_token": "t", "channel": "c"}}, "slack recipients are not supported"),
+        ({"audience_id": "vips", "filters": [{"operator": "MEMBER_OF"}]}, "filters"),
         ({"webhook": {"url": "https://example.com/hook"}}, "webhook recipients are not supported"),
         ({"list_id": "l", "filters": [{"operator": "MEMBER_OF"}]}, "filters"),
     ],

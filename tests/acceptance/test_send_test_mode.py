@@ -55,3 +55,30 @@ def test_test_key_sends_are_simulated(
     # The same workspace: the live key sees the simulated message too.
     assert live.client().messages.retrieve(response.request_id).status == "SIMULATED"
     test.close()
+
+
+def test_a_test_key_send_to_a_list_is_simulated_for_every_subscriber(
+    new_workspace: Callable[[str], Workspace], smtp: SmtpServer
+) -> None:
+    """A list fan-out from a test key stays simulated: every subscriber's message, no email."""
+    live = new_workspace("testmodelist")
+    live.add_smtp_provider(smtp)
+    test = Workspace(live.server, create_test_key(live), live.name)
+    client = test.client()
+    emails = {f"sim{n}": unique_email(f"simlist{n}") for n in range(2)}
+    for user, email in emails.items():
+        client.profiles.create(user, profile={"email": email})
+    client.lists.subscriptions.add("sims", recipients=[{"recipient_id": u} for u in emails])
+    sent = client.send.message(
+        message={"to": {"list_id": "sims"}, "content": {"title": "Pretend", "body": "b"}}
+    )
+
+    def settled() -> list[str] | None:
+        found = client.messages.list(message_id=sent.request_id).results or []
+        statuses = [m.status for m in found]
+        return statuses if len(found) == 2 and "ENQUEUED" not in statuses else None
+
+    assert wait_for(settled, what="both list messages to settle") == ["SIMULATED", "SIMULATED"]
+    for email in emails.values():
+        assert smtp.recorder.to(email) == []
+    test.close()

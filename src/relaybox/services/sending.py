@@ -55,7 +55,12 @@ class SendService:
         plan = send_request.parse(body, now)
         if simulated:
             # Carried on the stored message so retries and resends stay simulated.
-            plan = replace(plan, messages=[{**m, "simulated": True} for m in plan.messages])
+            # A list or audience fan-out copies ``shared`` to every subscriber's message.
+            plan = replace(
+                plan,
+                messages=[{**m, "simulated": True} for m in plan.messages],
+                shared={**plan.shared, "simulated": True},
+            )
         return await self._enqueue(workspace_id, plan, now, idem)
 
     async def resend(self, workspace_id: str, message_id: str) -> str:
