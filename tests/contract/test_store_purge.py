@@ -120,3 +120,22 @@ async def test_of_several_workers_exactly_one_runs_a_round(harness: StoreHarness
     assert sorted(r.ran for r in rounds) == [False, False, False, True]
     assert sum(r.throttle_windows for r in rounds) == 3
     assert {r.next_due for r in rounds} == {NOW + HOUR}
+
+
+async def test_a_big_closed_batch_is_deleted_over_bounded_rounds(store: Store) -> None:
+    """limit=2, one released batch of 5 items: items go 2, 2, 1; the batch row goes last."""
+    first = await join(store, "big", "r0", NOW)
+    for i in range(1, 5):
+        await join(store, "big", f"r{i}", NOW + i)
+    assert (await store.release_batch(WS, first.batch_id, NOW + 100)).count == 5
+    later = NOW + RETENTION + 200
+    rounds = []
+    while True:
+        done = await purge(store, later, limit=2)
+        assert done.ran
+        rounds.append(done.batches)
+        if done.next_due > later:
+            break
+    assert rounds == [0, 0, 1]
+    with pytest.raises(LookupError):
+        await store.release_batch(WS, first.batch_id, later)

@@ -261,12 +261,19 @@ class BatchVerbs:
                 ("throttle_hits", "workspace_id, run_id, step_index"),
             )
         ]
-        closed = self.q(
-            "SELECT workspace_id, id FROM batches "
-            "WHERE status IN ('released', 'abandoned') AND released_at < ? LIMIT ?"
+        closed = "b.status IN ('released', 'abandoned') AND b.released_at < ?"
+        # Items first, a bounded number per round, so a huge batch spreads over rounds; a
+        # batch row goes once it has no items left.
+        drop_items = self.q(
+            "DELETE FROM batch_items WHERE (workspace_id, run_id, step_index) IN ("
+            "SELECT i.workspace_id, i.run_id, i.step_index FROM batch_items i JOIN batches b "
+            f"ON b.workspace_id = i.workspace_id AND b.id = i.batch_id WHERE {closed} LIMIT ?)"
         )
-        drop_items = self.q("DELETE FROM batch_items WHERE workspace_id = ? AND batch_id = ?")
-        drop_batch = self.q("DELETE FROM batches WHERE workspace_id = ? AND id = ?")
+        drop_batches = self.q(
+            "DELETE FROM batches WHERE (workspace_id, id) IN (SELECT b.workspace_id, b.id "
+            f"FROM batches b WHERE {closed} AND NOT EXISTS (SELECT 1 FROM batch_items i "
+            "WHERE i.workspace_id = b.workspace_id AND i.batch_id = b.id) LIMIT ?)"
+        )
         before = now - retention
 
         def write(c: Connection) -> Purge:
@@ -274,18 +281,16 @@ class BatchVerbs:
                 row = c.execute(due, (_PURGE_TASK,)).fetchone()
                 return Purge(ran=False, next_due=float(row[0]) if row else now + every)
             counts = [c.execute(sql, (before, limit)).rowcount for sql in windows]
-            batches = c.execute(closed, (before, limit)).fetchall()
-            for key in batches:
-                c.execute(drop_items, tuple(key))
-                c.execute(drop_batch, tuple(key))
+            items = c.execute(drop_items, (before, limit)).rowcount
+            batches = c.execute(drop_batches, (before, limit)).rowcount
             next_due = now + every
-            if max(*counts, len(batches)) >= limit:
+            if max(*counts, items, batches) >= limit:
                 # Rows are left over: the next timer tick takes the next bounded round.
                 c.execute(
                     self.q("UPDATE housekeeping SET due_at = ? WHERE task = ?"), (now, _PURGE_TASK)
                 )
                 next_due = now
-            return Purge(True, next_due, throttle_windows=counts[0], batches=len(batches))
+            return Purge(True, next_due, throttle_windows=counts[0], batches=batches)
 
         return await self._batch_writer().submit(write)
 
