@@ -286,3 +286,27 @@ def test_archive_keeps_the_template_readable_but_unusable(
     client.notifications.create(notification=_notification(alias, "t", "x", alias=alias))
     with pytest.raises(courier.NotFoundError):
         client.notifications.archive("nt_missing")
+
+
+def test_email_headers_are_kept_until_cleared(tpl_ws: Workspace) -> None:
+    """`email` headers read back; a replace that omits them keeps them, null clears them."""
+    client = tpl_ws.client()
+    headers = {"from": "shop@example.test", "cc": ["a@example.test"]}
+    made = client.notifications.create(notification=_notification("Hdr", "t", "x", email=headers))
+    assert made.email is not None
+    assert (made.email.from_, made.email.cc, made.email.bcc) == (
+        headers["from"],
+        headers["cc"],
+        None,
+    )
+    kept = client.notifications.replace(made.id, notification=_notification("Hdr2", "t", "x"))
+    assert kept.email is not None
+    assert kept.email.from_ == "shop@example.test"
+    cleared = client.notifications.replace(
+        made.id, notification=_notification("Hdr3", "t", "x", email=None)
+    )
+    assert cleared.email is None
+    with pytest.raises(courier.BadRequestError):
+        client.notifications.replace(
+            made.id, notification=_notification("Hdr4", "t", "x", email={"cc": "a@b.c"})
+        )

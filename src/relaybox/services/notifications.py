@@ -84,6 +84,9 @@ class NotificationService:
         if "alias" not in raw and current.alias is not None:
             # Courier: omit the alias to keep it, send null to remove it.
             payload["alias"] = current.alias
+        if "email" not in raw and (current.draft or {}).get("email"):
+            # Likewise the email headers: omitted keeps them, null clears them.
+            payload["email"] = (current.draft or {})["email"]
         saved = await self._save_draft(current, payload, state)
         return present(saved, saved.draft, draft=True)
 
@@ -387,11 +390,35 @@ class NotificationService:
         payload = {k: raw.get(k) for k in _FIELDS}
         payload["tags"] = tags
         payload["content"] = content
+        email = _email_headers(raw.get("email"))
+        if email:
+            payload["email"] = email
         if raw.get("alias") is not None:
             if not isinstance(raw["alias"], str) or not raw["alias"]:
                 raise ValidationError("notification.alias: Expected a non-empty string")
             payload["alias"] = raw["alias"]
         return payload, _state_of(body)
+
+
+def _email_headers(value: Any) -> dict[str, Any] | None:
+    """Courier's template `email` headers (from, reply_to, cc, bcc); unset fields dropped."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError("notification.email: Expected an object or null")
+    headers: dict[str, Any] = {}
+    for key in ("from", "reply_to"):
+        if value.get(key) is not None:
+            if not isinstance(value[key], str):
+                raise ValidationError(f"notification.email.{key}: Expected a string")
+            headers[key] = value[key]
+    for key in ("cc", "bcc"):
+        if value.get(key) is not None:
+            items = value[key]
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ValidationError(f"notification.email.{key}: Expected an array of strings")
+            headers[key] = items
+    return headers
 
 
 def _state_of(body: dict[str, Any]) -> str:
@@ -438,6 +465,8 @@ def present(resource: Resource, body: dict[str, Any] | None, *, draft: bool) -> 
         "updated": to_ms(resource.updated_at),
         "updater": "api",
     }
+    if body.get("email"):
+        out["email"] = body["email"]
     if resource.alias:
         out["alias"] = resource.alias
     return out
