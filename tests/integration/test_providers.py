@@ -526,6 +526,21 @@ async def test_webhook_put_without_secret_is_unsigned(
     assert req.headers["Idempotency-Key"] == "msg_1:email"
 
 
+async def test_webhook_body_carries_the_rendered_elements(
+    webhook_server: WebhookServer, http_client: httpx.AsyncClient
+) -> None:
+    """The renderer's webhook payload (title, body, elements) arrives as `content`."""
+    rendered = {
+        "title": "Your order shipped",
+        "body": "Hello Alice",
+        "elements": [{"type": "text", "content": "Hello Alice", "text_style": "text"}],
+    }
+    message = make_message(channel="webhook", parts={"payload": rendered})
+    await webhook(http_client, webhook_server.base_url + "/ok").send(message)
+    (req,) = webhook_server.requests
+    assert json.loads(req.body)["content"] == rendered
+
+
 async def test_webhook_500_is_retryable(
     webhook_server: WebhookServer, http_client: httpx.AsyncClient
 ) -> None:

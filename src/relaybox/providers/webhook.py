@@ -227,6 +227,9 @@ class WebhookProvider:
             "data": dict(message.data),
             "profile": dict(message.profile),
         }
+        if message.parts.get("payload") is not None:
+            # The rendered elements as JSON ({title, body, elements}), from the renderer.
+            payload["content"] = message.parts["payload"]
         return json.dumps(
             payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
         ).encode("utf-8")
