@@ -135,6 +135,11 @@ def test_bad_versions_and_bad_input(tpl_ws: Workspace) -> None:
     with pytest.raises(courier.BadRequestError) as invalid:
         client.notifications.create(notification=broken)
     assert "notification.content" in _error(invalid.value)["message"]
+    bad_if = _notification("BadIf", "t", "x")
+    bad_if["content"]["elements"][0]["elements"][1]["if"] = "data.total >"
+    with pytest.raises(courier.BadRequestError) as unparsable:
+        client.notifications.create(notification=bad_if)
+    assert "not a valid JavaScript expression" in _error(unparsable.value)["message"]
     sugar = {**_notification("Sugar", "t", "x"), "content": {"title": "t", "body": "b"}}
     with pytest.raises(courier.BadRequestError) as unversioned:
         client.notifications.create(notification=sugar)

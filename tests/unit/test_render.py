@@ -156,15 +156,16 @@ def test_loop_variables_work_inside_each_blocks_and_leave_dollar_text_alone() ->
 
 
 def test_if_checks_truthiness_of_a_path_and_its_negation() -> None:
-    """`if: path` and `if: !path` follow JS truthiness; other expressions are treated as true."""
+    """`if: path` and `if: !path` follow JS truthiness; other expressions run as JavaScript."""
     content = _doc(
         {"type": "text", "content": "vip", "if": "profile.vip"},
         {"type": "text", "content": "regular", "if": "!profile.vip"},
         {"type": "text", "content": "complex", "if": "data.count > 100"},
         {"type": "text", "content": "zero", "if": "data.count"},
     )
-    assert _text(content, profile={"vip": True}, data={"count": 0}) == "vip\n\ncomplex"
-    assert _text(content, profile={}, data={"count": 3}) == "regular\n\ncomplex\n\nzero"
+    assert _text(content, profile={"vip": True}, data={"count": 0}) == "vip"
+    assert _text(content, profile={}, data={"count": 3}) == "regular\n\nzero"
+    assert _text(content, profile={}, data={"count": 101}) == "regular\n\ncomplex\n\nzero"
 
 
 def test_if_is_evaluated_per_loop_item() -> None:

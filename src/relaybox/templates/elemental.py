@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relaybox.errors import ValidationError
+from relaybox.templates.conditions import JsConditions, check_syntax
 
 __all__ = [
     "ELEMENT_TYPES",
@@ -107,6 +108,12 @@ def _validate_element(element: Any, path: str, *, allow_channel: bool) -> None:
                 f"{where}: '{key}' must be one of {', '.join(sorted(allowed))}; "
                 f"got {element[key]!r}"
             )
+    condition = element.get("if")
+    if isinstance(condition, str) and condition.strip() and not _SIMPLE_CONDITION.match(condition):
+        try:
+            check_syntax(condition)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc.message}") from None
     _validate_channels(element.get("channels"), where)
     _validate_locales(element.get("locales"), where)
     if kind == "channel":
@@ -172,8 +179,9 @@ def select_nodes(
 ) -> list[Node]:
     """The nodes to render on `channel`, in document order, with control flow applied."""
     nodes: list[Node] = []
+    js = JsConditions(variables)
     for path, element in _channel_elements(content, channel):
-        nodes.extend(_expand(element, path, channel, variables))
+        nodes.extend(_expand(element, path, channel, variables, js))
     return nodes
 
 
@@ -218,14 +226,18 @@ def _matching_block(
 
 
 def _expand(
-    element: Mapping[str, Any], path: str, channel: str, variables: Mapping[str, Any]
+    element: Mapping[str, Any],
+    path: str,
+    channel: str,
+    variables: Mapping[str, Any],
+    js: JsConditions,
 ) -> Iterator[Node]:
     channels = element.get("channels")
     if channels is not None and channel not in channels:
         return
     loop = element.get("loop")
     if not loop:
-        if condition_holds(element.get("if"), variables, None):
+        if condition_holds(element.get("if"), variables, None, js):
             yield Node(element, path)
         return
     items = resolve_path(variables, loop, None)
@@ -234,7 +246,7 @@ def _expand(
     for index, item in enumerate(items):
         scope = {"item": item, "index": index}
         # `if` is checked per iteration so a condition may test the current `$.item`.
-        if condition_holds(element.get("if"), variables, scope):
+        if condition_holds(element.get("if"), variables, scope, js):
             yield Node(element, f"{path}[loop {index}]", scope)
 
 
@@ -267,18 +279,21 @@ def is_truthy(value: Any) -> bool:
 
 
 def condition_holds(
-    expression: str | None, variables: Mapping[str, Any], loop_scope: Mapping[str, Any] | None
+    expression: str | None,
+    variables: Mapping[str, Any],
+    loop_scope: Mapping[str, Any] | None,
+    js: JsConditions | None = None,
 ) -> bool:
-    """Evaluate an element's `if`.
+    """Evaluate an element's `if`: `path` / `!path` here, anything else as JavaScript.
 
-    Only `path` and `!path` are understood. TODO(js-conditions): anything richer (comparisons,
-    `&&`, calls) is treated as true until a real JS-expression evaluator lands.
+    Raises:
+        ValidationError: the JavaScript threw, or exceeded its CPU or memory cap.
     """
     if expression is None or not expression.strip():
         return True
     match = _SIMPLE_CONDITION.match(expression)
     if match is None:
-        return True
+        return (js or JsConditions(variables)).holds(expression, loop_scope)
     negate, path = match.groups()
     if path in _JS_LITERALS:
         value = _JS_LITERALS[path]
