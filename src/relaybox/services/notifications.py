@@ -396,6 +396,8 @@ class NotificationService:
         if raw.get("alias") is not None:
             if not isinstance(raw["alias"], str) or not raw["alias"]:
                 raise ValidationError("notification.alias: Expected a non-empty string")
+            if raw["alias"].startswith("tenant/"):
+                raise ValidationError('notification.alias: may not begin with "tenant/"')
             payload["alias"] = raw["alias"]
         return payload, _state_of(body)
 
