@@ -237,10 +237,12 @@ def fill(source: str, context: Mapping[str, Any], *, escape: bool = False) -> st
         budget.charge(len(source))
         return source
     compiled = _compile(source)
-    partials = {
-        name: _compile(text).html if escape else _compile(text).text
-        for name, text in budget.partials.items()
-    }
+    partials: dict[str, Callable[..., Any]] = {}
+    if "{{>" in source:  # snippets are compiled only for templates that include one
+        partials = {
+            name: _compile(text).html if escape else _compile(text).text
+            for name, text in budget.partials.items()
+        }
     template = compiled.html if escape else compiled.text
     mark = budget.used
     try:
