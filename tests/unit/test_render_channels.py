@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from relaybox.templates.render import render
+from relaybox.errors import ValidationError
+from relaybox.templates.render import render, validate_content
 
 
 def _doc(*elements: dict[str, Any]) -> dict[str, Any]:
@@ -187,3 +188,39 @@ def test_loop_and_if_apply_on_every_channel() -> None:
     variables = {"data": {"items": [{"name": "a"}, {"name": "b"}], "vip": False}}
     out = render(content, channel="inbox", variables=variables)
     assert out.parts["body"] == "- a\n\n- b"
+
+
+def test_channel_raw_payload_wins_over_elements() -> None:
+    """A channel block's `raw` (values filled) becomes the channel's parts, subject and text;
+    on email its `html` (values escaped) and `subject`."""
+    content = _doc(
+        {"type": "channel", "channel": "chat", "raw": {
+            "text": "Order {{order_id}}",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*{{name}}*"}}],
+        }},
+        {"type": "channel", "channel": "email", "raw": {
+            "subject": "Raw {{order_id}}", "html": "<p>{{name}}</p>", "text": "plain {{name}}",
+        }},
+        {"type": "channel", "channel": "default", "elements": [{"type": "text", "content": "x"}]},
+    )  # fmt: skip
+    variables = {"order_id": "A1", "name": "<Ada>"}
+    chat = render(content, channel="chat", variables=variables)
+    assert chat.parts["blocks"] == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*<Ada>*"}}
+    ]
+    assert (chat.text, chat.parts["text"]) == ("Order A1", "Order A1")
+    email = render(content, channel="email", variables=variables)
+    assert (email.subject, email.html, email.text) == (
+        "Raw A1",
+        "<p>&lt;Ada&gt;</p>",
+        "plain <Ada>",
+    )
+    assert render(content, channel="push", variables=variables).text == "x"
+
+
+def test_raw_must_be_an_object_with_valid_templates() -> None:
+    """`raw` is validated (an object whose strings compile) when content is saved."""
+    with pytest.raises(ValidationError, match="'raw' must be an object"):
+        validate_content(_doc({"type": "channel", "channel": "chat", "raw": "blocks"}))
+    with pytest.raises(ValidationError, match=r"elements\[0\]\.raw\.text"):
+        validate_content(_doc({"type": "channel", "channel": "chat", "raw": {"text": "{{#if}}"}}))

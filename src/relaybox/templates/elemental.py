@@ -20,6 +20,7 @@ __all__ = [
     "ELEMENT_TYPES",
     "TRANSLATABLE_FIELDS",
     "Node",
+    "channel_raw",
     "condition_holds",
     "is_truthy",
     "localized",
@@ -150,6 +151,8 @@ def _validate_channel_block(
         _validate_elements(element["elements"], f"{path}.elements", allow_channel=False)
     elif "raw" not in element:
         raise ValidationError(f"{where}: 'elements' (or 'raw') is required")
+    if element.get("raw") is not None and not isinstance(element["raw"], Mapping):
+        raise ValidationError(f"{where}: 'raw' must be an object")
 
 
 def template_sources(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -172,6 +175,18 @@ def _element_sources(elements: Sequence[Any], path: str) -> Iterator[tuple[str, 
                     yield f"{where}.locales.{locale}.{key}", override[key]
         if element.get("type") == "channel":
             yield from _element_sources(element.get("elements", ()), f"{where}.elements")
+            yield from _raw_sources(element.get("raw"), f"{where}.raw")
+
+
+def _raw_sources(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _raw_sources(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _raw_sources(item, f"{where}[{index}]")
 
 
 def select_nodes(
@@ -216,13 +231,26 @@ def _channel_elements(
 def _matching_block(
     elements: list[Mapping[str, Any]], channel: str
 ) -> tuple[int, list[Mapping[str, Any]]] | None:
+    found = _block_for(elements, channel)
+    return None if found is None else (found[0], list(found[1].get("elements", ())))
+
+
+def _block_for(
+    elements: list[Mapping[str, Any]], channel: str
+) -> tuple[int, Mapping[str, Any]] | None:
     blocks = [(i, e) for i, e in enumerate(elements) if e.get("type") == "channel"]
     for wanted in (channel, "default"):
         for index, block in blocks:
             if block.get("channel") == wanted:
-                # A `raw`-only block has no elements we can render (raw payloads are TODO).
-                return index, list(block.get("elements", ()))
+                return index, block
     return None
+
+
+def channel_raw(content: Mapping[str, Any], channel: str) -> Mapping[str, Any] | None:
+    """The `raw` payload of the `channel` block that applies to `channel`, if it has one."""
+    found = _block_for(list(content.get("elements", ())), channel)
+    raw = None if found is None else found[1].get("raw")
+    return raw if isinstance(raw, Mapping) else None
 
 
 def _expand(

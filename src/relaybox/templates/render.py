@@ -22,6 +22,7 @@ from relaybox.errors import ValidationError
 from relaybox.templates import channels, handlebars, layout
 from relaybox.templates.elemental import (
     Node,
+    channel_raw,
     localized,
     select_nodes,
     template_sources,
@@ -68,14 +69,53 @@ def render(
         subject = next((b.subject for b in blocks if b.subject is not None), None)
         text = "\n\n".join(b.text for b in blocks if b.text)
         parts = [b.part for b in blocks if b.part is not None]
+        raw = channel_raw(content, channel)
         if channel != EMAIL_CHANNEL:
             shaped = channels.parts_for(channel, subject=subject, text=text, parts=parts)
-            return RenderedContent(channel, subject, text, None, shaped)
+            out = RenderedContent(channel, subject, text, None, shaped)
+            return out if raw is None else _with_raw(out, raw, variables)
         footer = style.footer(variables)
         document = layout.email_document([b.html for b in blocks if b.html], subject, style, footer)
         if footer is not None:
             text = f"{text}\n\n---\n{footer.text}" if text else footer.text
-        return RenderedContent(channel, subject, text, document)
+        out = RenderedContent(channel, subject, text, document)
+        return out if raw is None else _with_raw(out, raw, variables)
+
+
+def _fill_raw(value: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return handlebars.fill(value, variables)
+    if isinstance(value, Mapping):
+        return {k: _fill_raw(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_raw(v, variables) for v in value]
+    return value
+
+
+def _with_raw(
+    out: RenderedContent, raw: Mapping[str, Any], variables: Mapping[str, Any]
+) -> RenderedContent:
+    """A channel block's `raw` payload, filled, wins over what its elements rendered.
+
+    Email reads `subject`, `html` (values HTML-escaped) and `text`; other channels take the
+    whole payload as their parts (e.g. Slack `blocks`, push `title`/`body`, a webhook
+    `payload`), with `title`/`subject` and `text`/`body` also as subject and text.
+    """
+    filled = _fill_raw({k: v for k, v in raw.items() if k != "html"}, variables)
+    subject = _first_string(filled, "subject", "title") or out.subject
+    text = _first_string(filled, "text", "body") or out.text
+    if out.channel == EMAIL_CHANNEL:
+        html = raw.get("html")
+        document = handlebars.fill(html, variables, escape=True) if isinstance(html, str) else None
+        return RenderedContent(out.channel, subject, text, document or out.html)
+    return RenderedContent(out.channel, subject, text, None, {**out.parts, **filled})
+
+
+def _first_string(values: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        if isinstance(values.get(key), str) and values[key]:
+            return str(values[key])
+    return None
 
 
 def validate_content(content: Any) -> None:
