@@ -259,6 +259,17 @@ def test_locale_selection_in_a_sent_email(tpl_ws: Workspace, smtp: SmtpServer) -
     assert "Votre commande" in fr_mail.text
     (en_mail,) = smtp.recorder.wait_for(english)
     assert en_mail.subject == "Hello Zoé"
+    # The locale may also come with the recipient of the send itself.
+    inline = unique_email("inline-fr")
+    client.send.message(
+        message={
+            "to": {"email": inline, "locale": "fr"},
+            "template": alias,
+            "data": {"name": "Zoé"},
+        }
+    )
+    (inline_mail,) = smtp.recorder.wait_for(inline)
+    assert inline_mail.subject == "Bonjour Zoé"
 
 
 def test_archive_keeps_the_template_readable_but_unusable(
