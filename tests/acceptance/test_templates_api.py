@@ -326,3 +326,35 @@ def test_email_headers_are_kept_until_cleared(tpl_ws: Workspace) -> None:
         client.notifications.replace(
             made.id, notification=_notification("Hdr4", "t", "x", email={"cc": "a@b.c"})
         )
+
+
+def test_submission_checks(tpl_ws: Workspace) -> None:
+    """checks.update replaces a submission's checks, list reads them, delete cancels."""
+    client = tpl_ws.client()
+    made = client.notifications.create(notification=_notification("Checked", "t", "x"))
+    assert client.notifications.checks.list("sub_1", id=made.id).checks == []
+    updated = client.notifications.checks.update(
+        "sub_1",
+        id=made.id,
+        checks=[
+            {"id": "legal", "status": "PENDING", "type": "custom"},
+            {"id": "brand", "status": "RESOLVED", "type": "custom"},
+        ],
+    )
+    assert [(c.id, c.status) for c in updated.checks] == [
+        ("legal", "PENDING"),
+        ("brand", "RESOLVED"),
+    ]
+    assert all(c.updated > 0 for c in updated.checks)
+    listed = client.notifications.checks.list("sub_1", id=made.id)
+    assert [c.id for c in listed.checks] == ["legal", "brand"]
+    with pytest.raises(courier.BadRequestError):
+        client.notifications.checks.update(
+            "sub_1",
+            id=made.id,
+            checks=[{"id": "x", "status": "DONE", "type": "custom"}],  # type: ignore[typeddict-item]
+        )
+    client.notifications.checks.delete("sub_1", id=made.id)
+    assert client.notifications.checks.list("sub_1", id=made.id).checks == []
+    with pytest.raises(courier.NotFoundError):
+        client.notifications.checks.list("sub_1", id="nt_missing")

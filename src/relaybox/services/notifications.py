@@ -29,6 +29,9 @@ _FIELDS = ("name", "tags", "brand", "routing", "subscription", "content")
 _STATES = {"DRAFT", "PUBLISHED"}
 _VERSION = re.compile(r"^v(\d+)$")
 PAGE_SIZE = 50
+#: Approval checks of a template submission, one resource per (template, submission).
+CHECKS_KIND = "notification_checks"
+_CHECK_STATUSES = ("RESOLVED", "FAILED", "PENDING")
 VERSIONS_PAGE_MAX = 10
 
 
@@ -261,6 +264,46 @@ class NotificationService:
             "state": _state(saved),
         }
 
+    # --- submission checks ------------------------------------------------------------------
+
+    async def put_checks(
+        self, workspace_id: str, template_id: str, submission_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the approval checks of a submission with the complete set given."""
+        found = await self._get(workspace_id, template_id)
+        checks = body.get("checks")
+        if not isinstance(checks, list):
+            raise ValidationError("checks: Required")
+        now = self._clock.now()
+        stored = [
+            {**_check(item, index), "updated": to_ms(now)} for index, item in enumerate(checks)
+        ]
+        record = Resource(
+            workspace_id=workspace_id,
+            kind=CHECKS_KIND,
+            id=f"{found.id}/{submission_id}",
+            published={"checks": stored},
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.put_resource(record)
+        return {"checks": stored}
+
+    async def list_checks(
+        self, workspace_id: str, template_id: str, submission_id: str
+    ) -> dict[str, Any]:
+        found = await self._get(workspace_id, template_id)
+        record = await self._store.get_resource(
+            workspace_id, CHECKS_KIND, f"{found.id}/{submission_id}"
+        )
+        return {"checks": [] if record is None else (record.published or {}).get("checks", [])}
+
+    async def cancel_submission(
+        self, workspace_id: str, template_id: str, submission_id: str
+    ) -> None:
+        found = await self._get(workspace_id, template_id)
+        await self._store.delete_resource(workspace_id, CHECKS_KIND, f"{found.id}/{submission_id}")
+
     # --- helpers ------------------------------------------------------------------------------
 
     async def _save_draft(self, current: Resource, payload: dict[str, Any], state: str) -> Resource:
@@ -400,6 +443,17 @@ class NotificationService:
                 raise ValidationError('notification.alias: may not begin with "tenant/"')
             payload["alias"] = raw["alias"]
         return payload, _state_of(body)
+
+
+def _check(item: Any, index: int) -> dict[str, Any]:
+    where = f"checks[{index}]"
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise ValidationError(f"{where}.id: Required")
+    if item.get("status") not in _CHECK_STATUSES:
+        raise ValidationError(f"{where}.status: Expected one of {', '.join(_CHECK_STATUSES)}")
+    if item.get("type") != "custom":
+        raise ValidationError(f'{where}.type: Expected "custom"')
+    return {"id": item["id"], "status": item["status"], "type": "custom"}
 
 
 def _email_headers(value: Any) -> dict[str, Any] | None:

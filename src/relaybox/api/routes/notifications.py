@@ -115,3 +115,28 @@ async def put_locale(template_id: str, locale_id: str, request: Request, ws: str
     body = deps.parse_object(await request.body())
     service = deps.services(request).notifications
     return deps.json_response(await service.put_locale(ws, template_id, locale_id, body))
+
+
+@router.put("/notifications/{template_id}/{submission_id}/checks")
+async def put_checks(
+    template_id: str, submission_id: str, request: Request, ws: str = WS
+) -> Response:
+    body = deps.parse_object(await request.body())
+    service = deps.services(request).notifications
+    return deps.json_response(await service.put_checks(ws, template_id, submission_id, body))
+
+
+@router.get("/notifications/{template_id}/{submission_id}/checks")
+async def list_checks(
+    template_id: str, submission_id: str, request: Request, ws: str = WS
+) -> Response:
+    service = deps.services(request).notifications
+    return deps.json_response(await service.list_checks(ws, template_id, submission_id))
+
+
+@router.delete("/notifications/{template_id}/{submission_id}/checks", status_code=204)
+async def cancel_submission(
+    template_id: str, submission_id: str, request: Request, ws: str = WS
+) -> Response:
+    await deps.services(request).notifications.cancel_submission(ws, template_id, submission_id)
+    return Response(status_code=204)
