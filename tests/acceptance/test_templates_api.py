@@ -358,3 +358,35 @@ def test_submission_checks(tpl_ws: Workspace) -> None:
     assert client.notifications.checks.list("sub_1", id=made.id).checks == []
     with pytest.raises(courier.NotFoundError):
         client.notifications.checks.list("sub_1", id="nt_missing")
+
+
+def test_metrics_count_sends_of_the_template(tpl_ws: Workspace, smtp: SmtpServer) -> None:
+    """get_metrics buckets the template's messages (by id or alias) per provider and channel;
+    an unknown template has an all-empty series; a bad window is 400."""
+    client = tpl_ws.client()
+    alias = unique("METRICS")
+    made = client.notifications.create(
+        notification=_notification(alias, "t", "x", alias=alias), state="PUBLISHED"
+    )
+    emails = [unique_email("m1"), unique_email("m2")]
+    client.send.message(message={"to": {"email": emails[0]}, "template": alias})
+    client.send.message(message={"to": {"email": emails[1]}, "template": made.id})
+    for email in emails:
+        smtp.recorder.wait_for(email)
+
+    def counted() -> Any:
+        found = client.notifications.get_metrics(made.id, granularity="HOUR", lookback="PT3H")
+        entries = [d for bucket in found.series for d in bucket.data]
+        return found if sum(d.sent for d in entries) == 2 else None
+
+    metrics = wait_for(counted, what="two sends counted")
+    assert metrics.granularity == "HOUR"
+    assert len(metrics.series) in (3, 4)
+    entries = [d for bucket in metrics.series for d in bucket.data]
+    assert {(d.provider, d.channel) for d in entries} == {("smtp", "email")}
+    assert (sum(d.sent for d in entries), sum(d.errors for d in entries)) == (2, 0)
+    empty = client.notifications.get_metrics("nt_unknown", lookback="P7D")
+    assert len(empty.series) >= 7
+    assert all(bucket.data == [] for bucket in empty.series)
+    with pytest.raises(courier.BadRequestError):
+        client.notifications.get_metrics(made.id, granularity="HOUR", lookback="P30D")

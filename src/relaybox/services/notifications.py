@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from relaybox import ids
 from relaybox.clock import Clock, to_ms
 from relaybox.engine.messaging import NOTIFICATION_KIND
 from relaybox.errors import ConflictError, NotFound, ValidationError
-from relaybox.services import paging
+from relaybox.services import paging, template_metrics
 from relaybox.storage.base import Resource, Store
 from relaybox.templates import editing, render
 
@@ -263,6 +264,35 @@ class NotificationService:
             "elements": editing.checksums(content),
             "state": _state(saved),
         }
+
+    # --- metrics ------------------------------------------------------------------------------
+
+    async def metrics(
+        self,
+        workspace_id: str,
+        template_id: str,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        lookback: str | None = None,
+        granularity: str | None = None,
+    ) -> dict[str, Any]:
+        """The template's delivery funnel per bucket; an unknown id has an all-empty series."""
+        now = datetime.fromtimestamp(self._clock.now(), UTC)
+        begin, finish, grain, buckets = template_metrics.window(
+            now, start=start, end=end, lookback=lookback, granularity=granularity
+        )
+        found = await self._store.get_resource(
+            workspace_id, NOTIFICATION_KIND, template_id, include_archived=True
+        )
+        names = (
+            {template_id} if found is None else {found.id, *([found.alias] if found.alias else [])}
+        )
+        messages = await template_metrics.template_messages(
+            self._store, workspace_id, sorted(names), begin, finish
+        )
+        tallied = template_metrics.tally(messages, grain)
+        return template_metrics.present(template_id, begin, finish, grain, buckets, tallied)
 
     # --- submission checks ------------------------------------------------------------------
 

@@ -86,6 +86,22 @@ async def publish(template_id: str, request: Request, ws: str = WS) -> Response:
     return await deps.idempotent(request, ws, raw, handler)
 
 
+@router.get("/notifications/{template_id}/metrics")
+async def metrics(
+    template_id: str,
+    request: Request,
+    ws: str = WS,
+    start: str | None = None,
+    end: str | None = None,
+    lookback: str | None = None,
+    granularity: str | None = None,
+) -> Response:
+    found = await deps.services(request).notifications.metrics(
+        ws, template_id, start=start, end=end, lookback=lookback, granularity=granularity
+    )
+    return deps.json_response(found)
+
+
 @router.get("/notifications/{template_id}/content")
 async def get_content(
     template_id: str, request: Request, ws: str = WS, version: str | None = None
