@@ -7,7 +7,6 @@ its versions readable by id but hides it from sends, listings and alias lookups.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from relaybox import ids
 from relaybox.clock import Clock, to_ms
 from relaybox.engine.messaging import NOTIFICATION_KIND
 from relaybox.errors import ConflictError, NotFound, ValidationError
+from relaybox.services import notification_wire as wire
 from relaybox.services import paging, template_metrics
 from relaybox.storage.base import Resource, Store
 from relaybox.templates import editing, render
@@ -27,12 +27,9 @@ class ContentValidator(Protocol):
 
 
 _FIELDS = ("name", "tags", "brand", "routing", "subscription", "content")
-_STATES = {"DRAFT", "PUBLISHED"}
-_VERSION = re.compile(r"^v(\d+)$")
 PAGE_SIZE = 50
 #: Approval checks of a template submission, one resource per (template, submission).
 CHECKS_KIND = "notification_checks"
-_CHECK_STATUSES = ("RESOLVED", "FAILED", "PENDING")
 VERSIONS_PAGE_MAX = 10
 
 
@@ -77,7 +74,7 @@ class NotificationService:
         saved = await self._store.put_resource(resource)
         if state == "PUBLISHED":
             saved = await self._publish(saved)
-        return present(saved, saved.draft, draft=True)
+        return wire.present(saved, saved.draft, draft=True)
 
     async def replace(
         self, workspace_id: str, template_id: str, body: dict[str, Any]
@@ -92,14 +89,14 @@ class NotificationService:
             # Likewise the email headers: omitted keeps them, null clears them.
             payload["email"] = (current.draft or {})["email"]
         saved = await self._save_draft(current, payload, state)
-        return present(saved, saved.draft, draft=True)
+        return wire.present(saved, saved.draft, draft=True)
 
     async def retrieve(
         self, workspace_id: str, template_id: str, version: str | None
     ) -> dict[str, Any]:
         found = await self._get(workspace_id, template_id)
         body = await self._version_body(found, version)
-        return present(found, body, draft=version == "draft")
+        return wire.present(found, body, draft=version == "draft")
 
     async def list(
         self,
@@ -119,7 +116,7 @@ class NotificationService:
                 workspace_id, NOTIFICATION_KIND, after=after, limit=PAGE_SIZE + 1
             )
             for resource in page[:PAGE_SIZE]:
-                if _matches(resource, wanted, event_id):
+                if wire.matches(resource, wanted, event_id):
                     if len(results) == PAGE_SIZE:
                         more = True
                         break
@@ -128,7 +125,7 @@ class NotificationService:
                 break
             after = page[PAGE_SIZE - 1].id
         last = results[-1].id if results else None
-        return {"paging": paging.paging(more, last), "results": [_summary(r) for r in results]}
+        return {"paging": paging.paging(more, last), "results": [wire.summary(r) for r in results]}
 
     async def archive(self, workspace_id: str, template_id: str) -> None:
         found = await self._get(workspace_id, template_id)
@@ -159,7 +156,7 @@ class NotificationService:
                     "has_changes": found.draft != found.published,
                 }
             )
-        before = None if before_key is None else _version_number(before_key)
+        before = None if before_key is None else wire.version_number(before_key)
         versions = await self._store.list_resource_versions(
             workspace_id, NOTIFICATION_KIND, found.id, before=before, limit=size + 1
         )
@@ -181,14 +178,14 @@ class NotificationService:
             if found.published is None or found.published != found.draft:
                 await self._publish(found)
             return
-        if not isinstance(wanted, str) or _VERSION.match(wanted) is None:
+        if not isinstance(wanted, str) or wire.VERSION.match(wanted) is None:
             raise ValidationError("version: Expected format: v001, v002, etc.")
         published = await self._store.publish_resource(
             workspace_id,
             NOTIFICATION_KIND,
             found.id,
             self._clock.now(),
-            version=_version_number(wanted),
+            version=wire.version_number(wanted),
         )
         if published is None:
             raise NotFound(f"Version not found for template {found.id}")
@@ -250,7 +247,7 @@ class NotificationService:
         body: dict[str, Any],
         change: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> dict[str, Any]:
-        state = _state_of(body)
+        state = wire.state_of(body)
         current = await self._live(workspace_id, template_id)
         draft = dict(current.draft or {})
         content = editing.with_element_ids(
@@ -262,7 +259,7 @@ class NotificationService:
             "id": saved.id,
             "version": content.get("version") or editing.DEFAULT_VERSION,
             "elements": editing.checksums(content),
-            "state": _state(saved),
+            "state": wire.state(saved),
         }
 
     # --- metrics ------------------------------------------------------------------------------
@@ -306,7 +303,8 @@ class NotificationService:
             raise ValidationError("checks: Required")
         now = self._clock.now()
         stored = [
-            {**_check(item, index), "updated": to_ms(now)} for index, item in enumerate(checks)
+            {**wire.check_item(item, index), "updated": to_ms(now)}
+            for index, item in enumerate(checks)
         ]
         record = Resource(
             workspace_id=workspace_id,
@@ -357,7 +355,7 @@ class NotificationService:
             if found.published is None:
                 raise NotFound(f"Notification template {found.id} has no published version")
             return found.published
-        match = _VERSION.match(chosen)
+        match = wire.VERSION.match(chosen)
         if match is None:
             raise ValidationError(
                 f'Invalid version parameter "{chosen}". Accepted values are: published '
@@ -463,7 +461,7 @@ class NotificationService:
         payload = {k: raw.get(k) for k in _FIELDS}
         payload["tags"] = tags
         payload["content"] = content
-        email = _email_headers(raw.get("email"))
+        email = wire.email_headers(raw.get("email"))
         if email:
             payload["email"] = email
         if raw.get("alias") is not None:
@@ -472,104 +470,4 @@ class NotificationService:
             if raw["alias"].startswith("tenant/"):
                 raise ValidationError('notification.alias: may not begin with "tenant/"')
             payload["alias"] = raw["alias"]
-        return payload, _state_of(body)
-
-
-def _check(item: Any, index: int) -> dict[str, Any]:
-    where = f"checks[{index}]"
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        raise ValidationError(f"{where}.id: Required")
-    if item.get("status") not in _CHECK_STATUSES:
-        raise ValidationError(f"{where}.status: Expected one of {', '.join(_CHECK_STATUSES)}")
-    if item.get("type") != "custom":
-        raise ValidationError(f'{where}.type: Expected "custom"')
-    return {"id": item["id"], "status": item["status"], "type": "custom"}
-
-
-def _email_headers(value: Any) -> dict[str, Any] | None:
-    """Courier's template `email` headers (from, reply_to, cc, bcc); unset fields dropped."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValidationError("notification.email: Expected an object or null")
-    headers: dict[str, Any] = {}
-    for key in ("from", "reply_to"):
-        if value.get(key) is not None:
-            if not isinstance(value[key], str):
-                raise ValidationError(f"notification.email.{key}: Expected a string")
-            headers[key] = value[key]
-    for key in ("cc", "bcc"):
-        if value.get(key) is not None:
-            items = value[key]
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise ValidationError(f"notification.email.{key}: Expected an array of strings")
-            headers[key] = items
-    return headers
-
-
-def _state_of(body: dict[str, Any]) -> str:
-    state = body.get("state") or "DRAFT"
-    if not isinstance(state, str) or state.upper() not in _STATES:
-        raise ValidationError('state: Expected "DRAFT" or "PUBLISHED"')
-    return state.upper()
-
-
-def _version_number(name: str) -> int:
-    match = _VERSION.match(name)
-    if match is None:
-        raise ValidationError("Invalid cursor format")
-    return int(match.group(1))
-
-
-def _matches(resource: Resource, tags: set[str], event_id: str | None) -> bool:
-    draft = resource.draft or {}
-    if event_id and event_id not in (resource.id, resource.alias):
-        return False
-    have = {str(t).lower() for t in draft.get("tags") or []}
-    return tags <= have
-
-
-def _state(resource: Resource) -> str:
-    published = resource.published is not None and resource.published == resource.draft
-    return "PUBLISHED" if published else "DRAFT"
-
-
-def present(resource: Resource, body: dict[str, Any] | None, *, draft: bool) -> dict[str, Any]:
-    """Courier's NotificationTemplateResponse for the draft or a published body of `resource`."""
-    body = body or {}
-    out: dict[str, Any] = {
-        "id": resource.id,
-        "name": body.get("name", resource.name),
-        "tags": body.get("tags") or [],
-        "brand": body.get("brand"),
-        "routing": body.get("routing"),
-        "subscription": body.get("subscription"),
-        "content": body.get("content"),
-        "state": _state(resource) if draft else "PUBLISHED",
-        "created": to_ms(resource.created_at),
-        "creator": "api",
-        "updated": to_ms(resource.updated_at),
-        "updater": "api",
-    }
-    if body.get("email"):
-        out["email"] = body["email"]
-    if resource.alias:
-        out["alias"] = resource.alias
-    return out
-
-
-def _summary(resource: Resource) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": resource.id,
-        "name": resource.name,
-        "tags": (resource.draft or {}).get("tags") or [],
-        "state": _state(resource),
-        "created": to_ms(resource.created_at),
-        "creator": "api",
-        "updated": to_ms(resource.updated_at),
-        "updater": "api",
-    }
-    topic = ((resource.published or {}).get("subscription") or {}).get("topic_id")
-    if topic:
-        out["subscription_topic_id"] = out["topic_id"] = topic
-    return out
+        return payload, wire.state_of(body)
