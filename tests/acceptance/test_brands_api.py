@@ -129,7 +129,8 @@ def _assert_branded(mail: Any, primary: str, footer: str) -> None:
 
 
 def test_send_with_brand_id_and_template_brand(brand_ws: Workspace, smtp: SmtpServer) -> None:
-    """The template's brand styles its email; a send's brand_id wins over it."""
+    """The template's brand styles its email; a send's brand_id wins over it (unless it names
+    no brand)."""
     client = brand_ws.client()
     orange, green = unique("orange"), unique("green")
     client.brands.create(id=orange, name="Orange", settings=_settings("#ff5500", "Orange Ltd"))
@@ -148,6 +149,13 @@ def test_send_with_brand_id_and_template_brand(brand_ws: Workspace, smtp: SmtpSe
     (mail,) = smtp.recorder.wait_for(by_send)
     _assert_branded(mail, "#00aa00", "Green Ltd")
     assert "#ff5500" not in (mail.html or "")
+    # A brand_id that names no brand is skipped: the template's brand applies.
+    unknown = unique_email("unknown")
+    client.send.message(
+        message={"to": {"email": unknown}, "template": alias, "data": data, "brand_id": "nope"}
+    )
+    (mail,) = smtp.recorder.wait_for(unknown)
+    _assert_branded(mail, "#ff5500", "Orange Ltd")
 
 
 def test_automation_send_step_with_brand(brand_ws: Workspace, smtp: SmtpServer) -> None:
