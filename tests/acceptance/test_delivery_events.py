@@ -4,17 +4,13 @@ signatures, retries until a 2xx, and events queued before a kill -9 delivered af
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from events_harness import EventReceiver, start_receiver
 from relaybox_harness import (
-    LOCAL,
     RelayboxServer,
     SmtpServer,
     Workspace,
@@ -23,67 +19,6 @@ from relaybox_harness import (
     verify_signature,
     wait_for,
 )
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    raw: bytes
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass
-class EventReceiver:
-    """A real HTTP server recording each event; answers from ``plan`` (then 200)."""
-
-    server: ThreadingHTTPServer
-    requests: list[Received] = field(default_factory=list)
-    plan: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOCAL}:{self.server.server_address[1]}/events"
-
-    def for_message(self, message_id: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.body["data"]["id"] == message_id]
-
-    def acknowledged(self, message_id: str) -> list[str]:
-        """Statuses of the message's events answered with 2xx, in arrival order."""
-        return [r.body["data"]["status"] for r in self.for_message(message_id) if r.status < 300]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def start_receiver(port: int = 0) -> EventReceiver:
-    holder: list[EventReceiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            receiver = holder[0]
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with receiver.lock:
-                status = receiver.plan.pop(0) if receiver.plan else 200
-                receiver.requests.append(
-                    Received(dict(self.headers.items()), raw, json.loads(raw), status)
-                )
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((LOCAL, port), Handler)
-    server.daemon_threads = True
-    receiver = EventReceiver(server)
-    holder.append(receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return receiver
 
 
 @pytest.fixture

@@ -4,61 +4,13 @@ Events to a real streaming HTTP client, and marking it read lowers the unread co
 
 from __future__ import annotations
 
-import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from events_harness import EventStream
 from relaybox_harness import RelayboxServer, Workspace, unique, wait_for
-
-
-class EventStream:
-    """``GET /inbox/{user}/stream`` read line by line on a thread, events parsed into a queue."""
-
-    def __init__(self, ws: Workspace, user: str) -> None:
-        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        self._client = httpx.Client(
-            base_url=ws.server.url,
-            headers={"Authorization": f"Bearer {ws.key}"},
-            timeout=httpx.Timeout(10.0, read=None),
-        )
-        self._user = user
-        self.status: int | None = None
-        self._response: httpx.Response | None = None
-        self.content_type: str | None = None
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        name = "message"
-        try:
-            with self._client.stream("GET", f"/inbox/{self._user}/stream") as response:
-                self._response = response
-                self.status = response.status_code
-                self.content_type = response.headers.get("content-type")
-                for line in response.iter_lines():
-                    if line.startswith("event: "):
-                        name = line[len("event: ") :]
-                    elif line.startswith("data: "):
-                        self.events.put((name, json.loads(line[len("data: ") :])))
-        except (httpx.HTTPError, RuntimeError, ValueError):
-            pass  # closed by the test
-
-    def next(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The next event called ``name`` (earlier events of other names are skipped)."""
-        while True:
-            got, data = self.events.get(timeout=timeout)
-            if got == name:
-                return data
-
-    def close(self) -> None:
-        if self._response is not None:
-            self._response.close()  # unblocks the reading thread
-        self._client.close()
-        self._thread.join(timeout=0.5)  # a read blocked on the socket ends with the process
 
 
 @pytest.fixture(scope="module")
