@@ -46,6 +46,7 @@ from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.services.sending import SendService
+from relaybox.services.tokens import TokenService
 from relaybox.services.webhooks import WebhookService
 from relaybox.settings import Settings
 from relaybox.storage.base import Store
@@ -201,6 +202,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         ),
         webhooks=WebhookService(store=store, clock=clock, check_url=webhook.check_url),
         inbox=InboxService(store=store, clock=clock),
+        tokens=TokenService(store=store, clock=clock),
     )
     runtime = Runtime(
         settings=settings,

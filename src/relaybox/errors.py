@@ -41,6 +41,12 @@ class AuthenticationError(RelayboxError):
     status_code = 401
 
 
+class PermissionDenied(RelayboxError):
+    """Authenticated, but the credentials do not cover this request (e.g. a token's scope)."""
+
+    status_code = 403
+
+
 class NotFound(RelayboxError):
     """Not found."""
 

@@ -78,11 +78,14 @@ def start_receiver(port: int = 0) -> EventReceiver:
 class EventStream:
     """``GET /inbox/{user}/stream`` read line by line on a thread, events parsed into a queue."""
 
-    def __init__(self, ws: Workspace, user: str) -> None:
+    def __init__(self, ws: Workspace, user: str, *, token: str | None = None) -> None:
+        """With ``token``, authenticate as the user with ``?access_token=`` (as a browser's
+        EventSource must) instead of the workspace key."""
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self._client = httpx.Client(
             base_url=ws.server.url,
-            headers={"Authorization": f"Bearer {ws.key}"},
+            headers={} if token else {"Authorization": f"Bearer {ws.key}"},
+            params={"access_token": token} if token else None,
             timeout=httpx.Timeout(10.0, read=None),
         )
         self._user = user

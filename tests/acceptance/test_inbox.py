@@ -151,3 +151,56 @@ def test_open_streams_end_on_shutdown(
     finally:
         ws.close()
         server.stop()
+
+
+def test_user_tokens_from_issue_token_reach_only_their_user(inbox_ws: Workspace) -> None:
+    """A JWT from the SDK's ``auth.issue_token`` lists and streams its user's inbox, marks only
+    with the write scope, and opens nothing of another user."""
+    ws = inbox_ws
+    user = unique("token-user")
+    reader = (
+        ws.client()
+        .auth.issue_token(scope=f"user_id:{user} inbox:read:messages", expires_in="2 hours")
+        .token
+    )
+    writer = (
+        ws.client()
+        .auth.issue_token(
+            scope=f"user_id:{user} inbox:read:messages inbox:write:events", expires_in="1h"
+        )
+        .token
+    )
+    stream = EventStream(ws, user, token=reader)
+    try:
+        assert stream.next("unread") == {"unreadCount": 0}
+        message_id = send_inbox(ws, user, "For the token")
+        assert stream.next("message")["messageId"] == message_id
+    finally:
+        stream.close()
+
+    def as_user(token: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=ws.server.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    with as_user(reader) as http:
+        listed = http.get(f"/inbox/{user}/messages").json()
+        assert [m["messageId"] for m in listed["results"]] == [message_id]
+        refused = http.post(f"/inbox/{user}/messages/{message_id}/read")
+        assert refused.status_code == 403
+        assert refused.json()["type"] == "invalid_request_error"
+        assert http.get(f"/inbox/{unique('someone-else')}/messages").status_code == 403
+        # A user token is not an API key.
+        assert http.get("/messages").status_code == 401
+    with as_user(writer) as http:
+        marked = http.post(f"/inbox/{user}/messages/{message_id}/read")
+        assert marked.status_code == 200
+        assert marked.json()["unreadCount"] == 0
+    header, claims, signature = reader.split(".")
+    tampered = ("B" if signature[0] == "A" else "A") + signature[1:]
+    with as_user(f"{header}.{claims}.{tampered}") as http:
+        assert http.get(f"/inbox/{user}/messages").status_code == 401
+    with ws.http() as http:
+        bad = http.post("/auth/issue-token", json={"scope": "user_id:x", "expires_in": "soon"})
+        assert bad.status_code == 400
+        assert "expires_in" in bad.json()["message"]

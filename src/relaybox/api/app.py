@@ -15,6 +15,7 @@ from relaybox.api.limits import BodyLimit
 from relaybox.api.prefix import StripPrefix
 from relaybox.api.routes import (
     audiences,
+    auth,
     automations,
     brands,
     inbox,
@@ -71,7 +72,7 @@ def create_app(
 
     for module in (automations, notifications, providers, messages, send):
         app.include_router(module.router)
-    for module in (profiles, lists, audiences, preferences, brands, webhooks, inbox):
+    for module in (profiles, lists, audiences, preferences, brands, webhooks, inbox, auth):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if base_path.strip("/"):

@@ -18,6 +18,7 @@ from relaybox.services.preferences import PreferenceService
 from relaybox.services.profiles import ProfileService
 from relaybox.services.providers import ProviderService
 from relaybox.services.sending import SendService
+from relaybox.services.tokens import TokenService
 from relaybox.services.webhooks import WebhookService
 
 
@@ -38,3 +39,4 @@ class Services:
     webhooks: WebhookService
     inbox: InboxService
     audiences: AudienceService
+    tokens: TokenService
