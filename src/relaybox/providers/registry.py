@@ -142,8 +142,10 @@ def build_provider(
         return ApnProvider(ApnSettings.parse(settings), guard=guard)
     if provider_key == AppriseProvider.key:
         return AppriseProvider(AppriseSettings.parse(settings), guard=guard)
-    if provider_key == inbox.InboxProvider.key and inbox_store is not None:
+    if provider_key == inbox.InboxProvider.key:
         inbox.parse_settings(settings)
+        if inbox_store is None:
+            raise ValidationError("the inbox provider needs the store (inbox_store)")
         return inbox.InboxProvider(inbox_store)
     raise _unknown(provider_key)
 

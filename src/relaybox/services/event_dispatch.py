@@ -80,6 +80,7 @@ class EventDispatcher:
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
         #: Claimed events per endpoint not yet attempted, with their claim times.
         self._queues: dict[tuple[str, str], list[tuple[WebhookDelivery, float]]] = {}
 
@@ -93,15 +94,27 @@ class EventDispatcher:
         self._store.watch(WEBHOOK_TOPIC, hint)
         self._task = asyncio.create_task(self._run(), name="relaybox-event-dispatch")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish the attempts in progress (up to ``grace`` seconds) and hand back the rest.
+
+        An attempt still running after that is abandoned: its event stays leased and is sent
+        again when the lease ends (receivers deduplicate on its id).
+        """
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        # Unfinished deliveries stay leased and come due again when the lease ends.
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=grace)
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def settle(self) -> None:
+        """Wait until the deliveries started so far have finished (or been handed back)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -161,9 +174,9 @@ class EventDispatcher:
             while queue:
                 delivery, claimed_at = queue.pop(0)
                 now = self._clock.now()
-                if now + ATTEMPT_SECONDS > claimed_at + self._lease:
-                    # The lease would end mid-attempt: hand it back rather than race
-                    # another dispatcher for it.
+                if self._stopping or now + ATTEMPT_SECONDS > claimed_at + self._lease:
+                    # Shutting down, or the lease would end mid-attempt: hand it back now
+                    # rather than leave it leased or race another dispatcher for it.
                     await self._put_back([delivery], now)
                     continue
                 retry_at = await self._attempt(delivery)
