@@ -109,16 +109,3 @@ async def test_message_workspace_names_the_owner(store: Store) -> None:
     await store.save_message(make_message("m_ws", ws=OTHER_WS))
     assert await store.message_workspace("m_ws") == OTHER_WS
     assert await store.message_workspace("m_missing") is None
-
-
-async def test_token_key_is_made_once_per_workspace(store: Store) -> None:
-    assert await store.token_key(WS, None, NOW) is None
-    first = await store.token_key(WS, "key-one", NOW)
-    assert first == "key-one"
-    assert await store.token_key(WS, "key-two", NOW + 1) == "key-one"
-    assert await store.token_key(OTHER_WS, "key-three", NOW) == "key-three"
-    both = await asyncio.gather(
-        store.token_key("ws_race", "a", NOW), store.token_key("ws_race", "b", NOW)
-    )
-    assert both[0] == both[1]
-    assert await store.token_key(WS, None, NOW) == "key-one"

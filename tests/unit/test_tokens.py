@@ -65,7 +65,7 @@ async def test_forged_and_foreign_tokens_are_refused(store: SqliteStore) -> None
     )
     with pytest.raises(AuthenticationError):
         await tokens.verify(f"{header}.{foreign.decode().rstrip('=')}.{signature}")
-    assert await store.token_key("ws_never", None, 0.0) is None
+    assert await store.server_secret("user-token-key:ws_never", None, 0.0) is None
 
 
 @pytest.mark.parametrize(

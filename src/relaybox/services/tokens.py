@@ -2,8 +2,9 @@
 inbox) from a browser or app without the workspace key.
 
 A token is an HS256 JWT signed with the workspace's own key (made on first use and kept in the
-database, so every process and every restart accepts it) and carries the workspace, the space
-separated ``scope`` (``user_id:<id> inbox:read:messages inbox:write:events`` …) and ``exp``.
+database's server secrets, so every process and every restart accepts it) and carries the
+workspace, the space separated ``scope`` (``user_id:<id> inbox:read:messages
+inbox:write:events`` …) and ``exp``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from relaybox.errors import AuthenticationError, PermissionDenied, ValidationErr
 from relaybox.storage.base import Store
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
+#: ``server_secrets`` row name (then ``:<workspace>``) of a workspace's token signing key.
+KEY_NAME = "user-token-key"
 #: Longest lifetime a token may be issued for.
 MAX_LIFETIME = 366 * 86400.0
 
@@ -101,7 +104,9 @@ class TokenService:
         key = self._keys.get(workspace_id)
         if key is None:
             candidate = secrets.token_urlsafe(32) if create else None
-            stored = await self._store.token_key(workspace_id, candidate, self._clock.now())
+            stored = await self._store.server_secret(
+                f"{KEY_NAME}:{workspace_id}", candidate, self._clock.now()
+            )
             if stored is None:
                 return None
             if len(self._keys) > 4096:

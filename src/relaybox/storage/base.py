@@ -784,14 +784,6 @@ class Store(Protocol):
         ...
 
     # --- inbox -------------------------------------------------------------------------------
-    async def token_key(self, workspace_id: str, candidate: str | None, now: float) -> str | None:
-        """The workspace's user-token signing key; ``candidate`` becomes it if there is none
-        (None: only read it, so checking a forged token never creates a key).
-
-        Every process gets the same key (the first writer wins), and it survives restarts.
-        """
-        ...
-
     async def message_workspace(self, message_id: str) -> str | None:
         """The workspace of a stored message (message ids are unique across workspaces)."""
         ...

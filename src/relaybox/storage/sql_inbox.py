@@ -70,25 +70,6 @@ class InboxVerbs:
     def _inbox_changed(self, c: Connection, workspace_id: str, user_id: str) -> None:
         self.dialect.notify(c, self._hints.channel(INBOX_TOPIC), inbox_key(workspace_id, user_id))
 
-    async def token_key(self, workspace_id: str, candidate: str | None, now: float) -> str | None:
-        insert = self.q(
-            "INSERT INTO token_keys (workspace_id, secret, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (workspace_id) DO NOTHING"
-        )
-        select = self.q("SELECT secret FROM token_keys WHERE workspace_id = ?")
-
-        def write(c: Connection) -> str | None:
-            c.execute(insert, (workspace_id, candidate, now))
-            found = scalar(c.execute(select, (workspace_id,)).fetchone())
-            return None if found is None else str(found)
-
-        if candidate is None:
-            found = await self._read(
-                lambda c: scalar(c.execute(select, (workspace_id,)).fetchone())
-            )
-            return None if found is None else str(found)
-        return await self._writer.submit(write)
-
     async def message_workspace(self, message_id: str) -> str | None:
         sql = self.q("SELECT workspace_id FROM messages WHERE id = ?")
         found = await self._read(lambda c: scalar(c.execute(sql, (message_id,)).fetchone()))

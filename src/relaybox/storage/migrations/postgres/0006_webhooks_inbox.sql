@@ -53,10 +53,3 @@ CREATE TABLE inbox_messages (
     PRIMARY KEY (workspace_id, id)
 );
 CREATE INDEX inbox_messages_user ON inbox_messages (workspace_id, user_id, created_at DESC, id DESC);
-
--- The key signing a workspace's user tokens (POST /auth/issue-token), made on first use.
-CREATE TABLE token_keys (
-    workspace_id  TEXT PRIMARY KEY,
-    secret        TEXT NOT NULL,
-    created_at    DOUBLE PRECISION NOT NULL
-);
