@@ -172,7 +172,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     dispatcher = EventDispatcher(
         store=store,
         clock=clock,
-        post=webhook.event_poster(http, guard),
+        post=webhook.event_poster(http, guard, reveal=box.open),
         lease_seconds=settings.lease_seconds,
         idle_check=30.0 if store.exclusive else 2.0,
     )
@@ -200,7 +200,9 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             validate_template=validate_template,
             on_change=messenger.forget_brands,
         ),
-        webhooks=WebhookService(store=store, clock=clock, check_url=webhook.check_url),
+        webhooks=WebhookService(
+            store=store, clock=clock, check_url=webhook.check_url, seal=box.seal, reveal=box.open
+        ),
         inbox=InboxService(store=store, clock=clock),
         tokens=TokenService(store=store, clock=clock),
     )

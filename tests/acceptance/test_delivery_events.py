@@ -4,10 +4,13 @@ signatures, retries until a 2xx, and events queued before a kill -9 delivered af
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from events_harness import EventReceiver, start_receiver
 from relaybox_harness import (
@@ -170,6 +173,10 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
         down = start_receiver()
         port = int(down.server.server_address[1])
         endpoint = register(ws, down.url)
+        stored = _stored_secrets(server)
+        assert len(stored) == 1
+        assert stored[0].startswith("rbx:sealed:v1:")  # encrypted at rest
+        assert endpoint["secret"] not in stored[0]
         down.stop()  # connection refused from now on
         email = unique_email("killed")
         message_id = send_email(ws, email)
@@ -198,3 +205,13 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
     finally:
         ws.close()
         server.stop()
+
+
+def _stored_secrets(server: RelayboxServer) -> list[str]:
+    """The signing secrets as the database holds them."""
+    sql = "SELECT secret FROM webhook_endpoints"
+    if server.database_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(server.db_path)) as db:
+            return [str(r[0]) for r in db.execute(sql).fetchall()]
+    with psycopg.connect(server.database_url) as db:
+        return [str(r[0]) for r in db.execute(sql).fetchall()]

@@ -300,16 +300,25 @@ class WebhookProvider:
 
 
 def event_poster(
-    client: httpx.AsyncClient, guard: OutboundGuard, *, timeout: float = DEFAULT_TIMEOUT
+    client: httpx.AsyncClient,
+    guard: OutboundGuard,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    reveal: Callable[[str], Any] = str,
 ) -> Callable[[str, str, bytes, str], Awaitable[int]]:
     """Posts delivery events: ``post(url, secret, body, event_id)`` → the 2xx status.
 
     The same request, signature and outcome mapping as message webhooks (through the
-    outbound guard); raises DeliveryError for anything but a 2xx.
+    outbound guard); raises DeliveryError for anything but a 2xx. ``reveal`` turns the stored
+    (sealed) secret into the signing secret.
     """
 
     async def post(url: str, secret: str, body: bytes, event_id: str) -> int:
-        settings = WebhookSettings(url=url, secret=secret, timeout=timeout)
+        try:
+            signing = str(reveal(secret))
+        except ValidationError as exc:
+            raise PermanentDeliveryError(f"webhook {url}: {exc.message}") from exc
+        settings = WebhookSettings(url=url, secret=signing, timeout=timeout)
         result = await WebhookProvider(settings, client=client, guard=guard).post(body, event_id)
         status = result.response.get("status")
         return status if isinstance(status, int) else 200

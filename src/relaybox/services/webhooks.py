@@ -21,13 +21,25 @@ _FIELDS = frozenset({"url", "events", "description"})
 
 #: Checks a URL's syntax and returns it normalised (the webhook provider's rules).
 UrlCheck = Callable[[str], str]
+#: Encrypts a secret for storage / decrypts a stored one (identity: stored as is).
+Cipher = Callable[[str], Any]
 
 
 class WebhookService:
-    def __init__(self, *, store: Store, clock: Clock, check_url: UrlCheck) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        check_url: UrlCheck,
+        seal: Cipher = str,
+        reveal: Cipher = str,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._check_url = check_url
+        self._seal = seal
+        self._reveal = reveal
 
     async def create(self, workspace_id: str, body: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(body) - _FIELDS)
@@ -41,17 +53,19 @@ class WebhookService:
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             raise ValidationError("description: Expected string")
+        secret = "whsec_" + secrets.token_urlsafe(24)
         endpoint = WebhookEndpoint(
             workspace_id=workspace_id,
             id=ids.short_id("we"),
             url=self._check_url(url),
-            secret="whsec_" + secrets.token_urlsafe(24),
+            # Encrypted at rest like provider secrets; the dispatcher decrypts it to sign.
+            secret=str(self._seal(secret)),
             created_at=self._clock.now(),
             events=_events(body.get("events")),
             description=description,
         )
         await self._store.put_webhook_endpoint(endpoint)
-        return {**present(endpoint), "secret": endpoint.secret}
+        return {**self._present(endpoint), "secret": secret}
 
     async def list(self, workspace_id: str, cursor: str | None) -> dict[str, Any]:
         found = await self._store.list_webhook_endpoints(
@@ -61,11 +75,11 @@ class WebhookService:
         more = len(found) > PAGE_SIZE
         return {
             "paging": {"cursor": page[-1].id if more else None, "more": more},
-            "results": [present(e) for e in page],
+            "results": [self._present(e) for e in page],
         }
 
     async def retrieve(self, workspace_id: str, endpoint_id: str) -> dict[str, Any]:
-        return present(await self._get(workspace_id, endpoint_id))
+        return self._present(await self._get(workspace_id, endpoint_id))
 
     async def delete(self, workspace_id: str, endpoint_id: str) -> None:
         if not await self._store.delete_webhook_endpoint(workspace_id, endpoint_id):
@@ -96,16 +110,19 @@ class WebhookService:
             raise NotFound(f"Webhook endpoint {endpoint_id} not found")
         return found
 
-
-def present(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "events": None if endpoint.events is None else list(endpoint.events),
-        "description": endpoint.description,
-        "created": to_ms(endpoint.created_at),
-        "secret_hint": "whsec_…" + endpoint.secret[-4:],
-    }
+    def _present(self, endpoint: WebhookEndpoint) -> dict[str, Any]:
+        try:
+            hint: str | None = "whsec_…" + str(self._reveal(endpoint.secret))[-4:]
+        except ValidationError:
+            hint = None  # sealed with a key this server lacks
+        return {
+            "id": endpoint.id,
+            "url": endpoint.url,
+            "events": None if endpoint.events is None else list(endpoint.events),
+            "description": endpoint.description,
+            "created": to_ms(endpoint.created_at),
+            "secret_hint": hint,
+        }
 
 
 def _delivery(delivery: WebhookDelivery) -> dict[str, Any]:
