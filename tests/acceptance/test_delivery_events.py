@@ -106,9 +106,13 @@ def test_status_changes_arrive_signed_in_order(
 
 
 def test_event_filter_and_delete(
-    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer
+    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer, ws: Workspace
 ) -> None:
     endpoint = register(events_ws, receiver.url, events=["SENT"])
+    with ws.http() as other:  # another workspace sees nothing of it
+        assert other.get(f"/webhooks/{endpoint['id']}").status_code == 404
+        assert endpoint["id"] not in {e["id"] for e in other.get("/webhooks").json()["results"]}
+        assert other.delete(f"/webhooks/{endpoint['id']}").status_code == 404
     email = unique_email("filtered")
     message_id = send_email(events_ws, email)
     wait_for(lambda: receiver.acknowledged(message_id), what="the SENT event", timeout=15)
