@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 from relaybox_harness import LOCAL, Workspace
 
+#: A ``plan`` entry: hold the request until ``release`` (then 200).
+HOLD = -1
+
 
 @dataclass(frozen=True)
 class Received:
@@ -24,12 +27,18 @@ class Received:
 
 @dataclass
 class EventReceiver:
-    """A real HTTP server recording each event; answers from ``plan`` (then 200)."""
+    """A real HTTP server recording each event; answers from ``plan`` (then 200).
+
+    A ``HOLD`` in the plan records the request, sets ``holding`` and answers only once
+    ``release`` is set (as a receiver whose reply is lost when the sender dies).
+    """
 
     server: ThreadingHTTPServer
     requests: list[Received] = field(default_factory=list)
     plan: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -41,7 +50,8 @@ class EventReceiver:
 
     def acknowledged(self, message_id: str) -> list[str]:
         """Statuses of the message's events answered with 2xx, in arrival order."""
-        return [r.body["data"]["status"] for r in self.for_message(message_id) if r.status < 300]
+        found = self.for_message(message_id)
+        return [r.body["data"]["status"] for r in found if 200 <= r.status < 300]
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -60,9 +70,16 @@ def start_receiver(port: int = 0) -> EventReceiver:
                 receiver.requests.append(
                     Received(dict(self.headers.items()), raw, json.loads(raw), status)
                 )
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            if status == HOLD:
+                receiver.holding.set()
+                receiver.release.wait(timeout=30)
+                status = 200
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the sender is gone
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from events_harness import EventReceiver, start_receiver
+from events_harness import HOLD, EventReceiver, start_receiver
 from relaybox_harness import (
     RelayboxServer,
     SmtpServer,
@@ -207,6 +207,39 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
         finally:
             back.stop()
     finally:
+        ws.close()
+        server.stop()
+
+
+def test_an_event_in_flight_at_kill_9_is_sent_again_with_its_id(
+    start_server: Callable[[str], RelayboxServer], smtp: SmtpServer
+) -> None:
+    """The server dies while the receiver holds an event's request: the reply is lost, so the
+    event is sent again after restart, with the same id and body for the receiver to
+    deduplicate on."""
+    server = start_server("events-in-flight")
+    ws = Workspace(server, server.api_key)
+    receiver = start_receiver()
+    try:
+        ws.add_smtp_provider(smtp)
+        receiver.plan = [HOLD]
+        register(ws, receiver.url, events=["SENT"])
+        message_id = send_email(ws, unique_email("in-flight"))
+        assert receiver.holding.wait(timeout=20)
+        server.kill()
+        receiver.release.set()
+        server.start()
+        wait_for(
+            lambda: receiver.acknowledged(message_id) == ["SENT"],
+            timeout=40,
+            what="the event sent again",
+        )
+        first, again = receiver.for_message(message_id)
+        assert (first.status, again.status) == (HOLD, 200)
+        assert first.headers["Idempotency-Key"] == again.headers["Idempotency-Key"]
+        assert first.raw == again.raw
+    finally:
+        receiver.stop()
         ws.close()
         server.stop()
 
