@@ -139,12 +139,17 @@ class EventDispatcher:
                 self._enqueue(delivery, now)
             if claimed:
                 return
+        else:
+            # Every slot is busy: the next finished endpoint pokes the loop.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), timeout=self._idle_check)
+            return
         next_due = await self._store.next_webhook_due_at()
         wait = self._idle_check
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - self._clock.now()))
         if wait <= 0:
-            await asyncio.sleep(0.01)  # due but leased elsewhere, or no room: don't spin hot
+            await asyncio.sleep(0.01)  # due but leased elsewhere: don't spin hot
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poke.wait(), timeout=wait)
@@ -180,7 +185,9 @@ class EventDispatcher:
                     await self._put_back([delivery], now)
                     continue
                 retry_at = await self._attempt(delivery)
-                if retry_at is not None:
+                # After a failure the endpoint's other claimed events (including any queued
+                # while handing these back) wait behind the failed one.
+                while retry_at is not None and queue:
                     rest = [d for d, _ in queue]
                     queue.clear()
                     await self._put_back(rest, retry_at)
