@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from events_harness import EventStream
+from events_harness import EventStream, start_receiver
 from relaybox_harness import RelayboxServer, Workspace, unique, wait_for
 
 
@@ -52,6 +52,9 @@ def test_inbox_message_is_listed_streamed_live_and_marked_read(
 ) -> None:
     ws = inbox_ws
     user = unique("reader")
+    receiver = start_receiver()
+    with ws.http() as http:
+        endpoint = http.post("/webhooks", json={"url": receiver.url, "events": ["OPENED"]}).json()
     stream = open_stream(ws, user)
     assert stream.next("unread") == {"unreadCount": 0}
     assert stream.status == 200
@@ -89,9 +92,22 @@ def test_inbox_message_is_listed_streamed_live_and_marked_read(
     assert updated["read"] is not None
     assert stream.next("unread") == {"unreadCount": 0}
 
+    # Reading it opened the message: its status, history and a delivery event say so.
+    try:
+        assert ws.client().messages.retrieve(message_id).status == "OPENED"
+        history = ws.client().messages.history(message_id).results or []
+        types = [e.get("type") if isinstance(e, dict) else e.type for e in history]
+        assert types[-1] == "OPENED"
+        wait_for(lambda: receiver.acknowledged(message_id), what="the OPENED event")
+        assert receiver.acknowledged(message_id) == ["OPENED"]
+    finally:
+        with ws.http() as http:
+            http.delete(f"/webhooks/{endpoint['id']}")
+        receiver.stop()
 
-def test_archive_unread_and_errors(inbox_ws: Workspace) -> None:
-    ws = inbox_ws
+
+def test_archive_unread_and_errors(inbox_ws: Workspace, ws: Workspace) -> None:
+    other_ws, ws = ws, inbox_ws
     user = unique("archiver")
     first = send_inbox(ws, user, "One")
     second = send_inbox(ws, user, "Two")
@@ -103,6 +119,9 @@ def test_archive_unread_and_errors(inbox_ws: Workspace) -> None:
             what="two inbox messages",
         )
         assert {m["messageId"] for m in listed["results"]} == {first, second}
+        with other_ws.http() as other:  # the same user id in another workspace: nothing
+            assert other.get(f"/inbox/{user}/messages").json()["results"] == []
+            assert other.post(f"/inbox/{user}/messages/{first}/read").status_code == 404
 
         assert http.post(f"/inbox/{user}/messages/{first}/archive").json()["unreadCount"] == 1
         active = http.get(f"/inbox/{user}/messages").json()

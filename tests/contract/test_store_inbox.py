@@ -109,3 +109,24 @@ async def test_message_workspace_names_the_owner(store: Store) -> None:
     await store.save_message(make_message("m_ws", ws=OTHER_WS))
     assert await store.message_workspace("m_ws") == OTHER_WS
     assert await store.message_workspace("m_missing") is None
+
+
+async def test_first_read_marks_the_message_opened(store: Store) -> None:
+    """Reading the in-app message of a SENT message opens it, once, with a history event."""
+    await store.save_message(make_message("m_1", status="SENT"))
+    await store.put_inbox_message(item("m_1"))
+    await store.update_inbox_message(WS, "u1", "m_1", read=True, archived=None, now=NOW + 5)
+    await store.update_inbox_message(WS, "u1", "m_1", read=False, archived=None, now=NOW + 6)
+    await store.update_inbox_message(WS, "u1", "m_1", read=True, archived=None, now=NOW + 7)
+    message = await store.get_message(WS, "m_1")
+    assert message is not None
+    assert message.status == "OPENED"
+    events = await store.message_events(WS, "m_1")
+    assert [(e.type, e.ts) for e in events] == [("OPENED", NOW + 5)]
+    # A message that was not delivered is left alone.
+    await store.save_message(make_message("m_2", status="UNDELIVERABLE"))
+    await store.put_inbox_message(item("m_2"))
+    await store.update_inbox_message(WS, "u1", "m_2", read=True, archived=None, now=NOW)
+    undelivered = await store.get_message(WS, "m_2")
+    assert undelivered is not None
+    assert undelivered.status == "UNDELIVERABLE"

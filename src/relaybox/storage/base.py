@@ -825,7 +825,8 @@ class Store(Protocol):
         """Mark read/unread and/or archived/unarchived (None leaves that state as is).
 
         Marking an already read (archived) message read (archived) keeps its first time.
-        None when the user has no such message.
+        The first read also marks the message OPENED (with a history event, hence a delivery
+        event) if it was SENT or DELIVERED. None when the user has no such message.
         """
         ...
 

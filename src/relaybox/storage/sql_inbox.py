@@ -11,7 +11,13 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from relaybox.storage import rows
-from relaybox.storage.base import INBOX_TOPIC, InboxMessage, InboxPage, inbox_key
+from relaybox.storage.base import (
+    INBOX_TOPIC,
+    InboxMessage,
+    InboxPage,
+    MessageEvent,
+    inbox_key,
+)
 from relaybox.storage.dialect import Dialect, scalar
 from relaybox.storage.hints import Hints
 from relaybox.storage.writer import Connection, Writer
@@ -65,6 +71,9 @@ class InboxVerbs:
         from_row: Callable[[Any], T],
         key: Callable[[T], tuple[float, str]],
     ) -> tuple[list[T], str | None]:
+        raise NotImplementedError
+
+    def _store_events(self, c: Connection, events: Sequence[MessageEvent]) -> None:
         raise NotImplementedError
 
     def _inbox_changed(self, c: Connection, workspace_id: str, user_id: str) -> None:
@@ -156,6 +165,11 @@ class InboxVerbs:
             "UPDATE inbox_messages SET read_at = ?, archived_at = ?, updated_at = ? "
             "WHERE workspace_id = ? AND id = ?"
         )
+        # Reading an in-app message is opening it (Courier's OPENED), once.
+        opened = self.q(
+            "UPDATE messages SET status = 'OPENED', updated_at = ? "
+            "WHERE workspace_id = ? AND id = ? AND status IN ('SENT', 'DELIVERED')"
+        )
 
         def write(c: Connection) -> tuple[InboxMessage | None, bool]:
             row = c.execute(select, (workspace_id, user_id, message_id)).fetchone()
@@ -169,6 +183,9 @@ class InboxVerbs:
             if (read_at, archived_at) == (found.read_at, found.archived_at):
                 return found, False
             c.execute(update, (read_at, archived_at, now, workspace_id, message_id))
+            first_read = found.read_at is None and read_at is not None
+            if first_read and c.execute(opened, (now, workspace_id, message_id)).rowcount:
+                self._store_events(c, [MessageEvent(message_id, now, "OPENED")])
             self._inbox_changed(c, workspace_id, user_id)
             return replace(found, read_at=read_at, archived_at=archived_at, updated_at=now), True
 
