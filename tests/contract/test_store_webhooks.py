@@ -213,3 +213,23 @@ async def test_watch_hints_when_deliveries_are_queued(store: Store) -> None:
     await store.put_webhook_endpoint(endpoint("we_1"))
     await store.save_message(make_message("m_1"), [MessageEvent("m_1", NOW, "ENQUEUED")])
     assert await asyncio.to_thread(seen.wait, 5)
+
+
+async def test_purge_deletes_only_old_finished_deliveries(store: Store) -> None:
+    await store.put_webhook_endpoint(endpoint("we_1"))
+    for i in range(3):
+        await store.save_message(
+            make_message(f"m_{i}"), [MessageEvent(f"m_{i}", NOW + i, "ENQUEUED")]
+        )
+    claimed = await claim_all(store, at=NOW + 10)
+    assert len(claimed) == 3
+    await store.finish_webhook_delivery(claimed[0], now=NOW + 10, status="delivered")
+    await store.finish_webhook_delivery(claimed[1], now=NOW + 10, status="failed")
+    # claimed[2] stays pending (leased): never purged, however old.
+    assert await store.purge_webhook_deliveries(NOW + 1000, limit=1) == 1
+    assert await store.purge_webhook_deliveries(NOW + 1000, limit=10) == 1
+    assert await store.purge_webhook_deliveries(NOW + 1000, limit=10) == 0
+    left = await store.list_webhook_deliveries(WS, "we_1", before=None, limit=10)
+    assert [d.id for d in left] == [claimed[2].id]
+    await store.finish_webhook_delivery(claimed[2], now=NOW + 11, status="delivered")
+    assert await store.purge_webhook_deliveries(NOW + 2, limit=10) == 0  # created later

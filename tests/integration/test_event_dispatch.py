@@ -144,6 +144,14 @@ async def test_backoff_cap_and_order_behind_a_failing_event(
     assert (sent.status, sent.attempts, sent.last_status) == ("delivered", 1, 200)
     assert await store.next_webhook_due_at() is None
 
+    # Finished deliveries are listed for the retention period, then deleted.
+    clock.advance(29 * 86400)
+    await tick(d)
+    assert len(await store.list_webhook_deliveries(WS, "we_1", before=None, limit=10)) == 2
+    clock.advance(2 * 86400)
+    await tick(d)
+    assert await store.list_webhook_deliveries(WS, "we_1", before=None, limit=10) == []
+
     # Every attempt of an event is the same body and id, signed over timestamp and body.
     first_three = receiver.seen[:3]
     assert len({raw for _, raw, _ in first_three}) == 1

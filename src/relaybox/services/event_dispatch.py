@@ -35,6 +35,11 @@ log = logging.getLogger("relaybox.webhooks")
 #: response status. Raises DeliveryError for anything but a 2xx.
 Post = Callable[[str, str, bytes, str], Awaitable[int]]
 
+#: How long delivered, failed and canceled deliveries stay listed before they are deleted.
+DELIVERY_RETENTION = 30 * 86400.0
+PURGE_EVERY = 3600.0
+PURGE_LIMIT = 1000
+
 #: Longest one attempt may take (the poster's own limit is shorter).
 ATTEMPT_SECONDS = 15.0
 
@@ -66,6 +71,7 @@ class EventDispatcher:
         concurrency: int = 16,
         policy: RetryPolicy = DELIVERY_RETRY,
         idle_check: float = 30.0,
+        retention: float = DELIVERY_RETENTION,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -76,6 +82,8 @@ class EventDispatcher:
         self._concurrency = concurrency
         self._policy = policy
         self._idle_check = idle_check
+        self._retention = retention
+        self._next_purge = 0.0
         self.owner = f"dispatcher-{secrets.token_hex(6)}"
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -129,6 +137,7 @@ class EventDispatcher:
     async def tick(self) -> None:
         """Claim what is due (as far as there is room), then sleep until due or poked."""
         self._poke.clear()
+        await self._purge()
         room = self._concurrency - len(self._inflight)
         if room > 0:
             now = self._clock.now()
@@ -153,6 +162,17 @@ class EventDispatcher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poke.wait(), timeout=wait)
+
+    async def _purge(self) -> None:
+        """Now and then, delete finished deliveries older than the retention (bounded)."""
+        now = self._clock.now()
+        if now < self._next_purge:
+            return
+        deleted = await self._store.purge_webhook_deliveries(
+            now - self._retention, limit=PURGE_LIMIT
+        )
+        # More left: go on at the next tick; otherwise look again in an hour.
+        self._next_purge = now if deleted >= PURGE_LIMIT else now + PURGE_EVERY
 
     def _enqueue(self, delivery: WebhookDelivery, claimed_at: float) -> None:
         """Queue behind the endpoint's events in flight, or start delivering to it."""

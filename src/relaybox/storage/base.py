@@ -783,6 +783,10 @@ class Store(Protocol):
         """The endpoint's deliveries, newest first; ``before`` is the last ``seq`` seen."""
         ...
 
+    async def purge_webhook_deliveries(self, before: float, *, limit: int) -> int:
+        """Delete up to ``limit`` finished deliveries (not pending) created before ``before``."""
+        ...
+
     # --- inbox -------------------------------------------------------------------------------
     async def message_workspace(self, message_id: str) -> str | None:
         """The workspace of a stored message (message ids are unique across workspaces)."""

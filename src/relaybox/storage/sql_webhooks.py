@@ -308,3 +308,10 @@ class WebhookVerbs:
         )
         found = await self._read(lambda c: c.execute(sql, [*args, limit]).fetchall())
         return [_delivery(r) for r in found]
+
+    async def purge_webhook_deliveries(self, before: float, *, limit: int) -> int:
+        sql = self.q(
+            "DELETE FROM webhook_deliveries WHERE seq IN (SELECT seq FROM webhook_deliveries "
+            "WHERE status <> 'pending' AND created_at < ? ORDER BY seq LIMIT ?)"
+        )
+        return int(await self._writer.submit(lambda c: c.execute(sql, (before, limit)).rowcount))
