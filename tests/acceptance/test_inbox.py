@@ -160,13 +160,14 @@ def test_open_streams_end_on_shutdown(
     open_stream: Callable[[Workspace, str], EventStream],
 ) -> None:
     """SIGTERM with a client still streaming: the stream is ended so the drain completes
-    (uvicorn would otherwise wait for the connection until its 30 s drain limit)."""
+    (uvicorn would otherwise wait for the connection until its 30 s drain limit, past the
+    20 s allowed here)."""
     server = start_server("inbox-shutdown")
     ws = Workspace(server, server.api_key)
     try:
         stream = open_stream(ws, unique("listener"))
         assert stream.next("unread") == {"unreadCount": 0}
-        assert server.terminate(timeout=10) == 0
+        assert server.terminate(timeout=20) == 0
     finally:
         ws.close()
         server.stop()
