@@ -104,6 +104,24 @@ def test_status_changes_arrive_signed_in_order(
         assert {d["status"] for d in deliveries} == {"delivered"}
         assert sorted(d["event"] for d in deliveries) == ["ENQUEUED", "ROUTED", "SENT"]
 
+        # A delivered event can be sent again on request, with the same id and body.
+        [sent_delivery] = [d for d in deliveries if d["event"] == "SENT"]
+        resent = http.post(f"/webhooks/{endpoint['id']}/deliveries/{sent_delivery['id']}/retry")
+        assert resent.status_code == 200, resent.text
+        assert (resent.json()["status"], resent.json()["attempts"]) == ("pending", 0)
+        wait_for(lambda: receiver.acknowledged(message_id).count("SENT") == 2, what="the resend")
+        first, again = [
+            r for r in receiver.for_message(message_id) if r.body["data"]["status"] == "SENT"
+        ]
+        assert first.raw == again.raw
+        assert (
+            first.headers["Idempotency-Key"]
+            == again.headers["Idempotency-Key"]
+            == sent_delivery["id"]
+        )
+        missing = http.post(f"/webhooks/{endpoint['id']}/deliveries/evt_missing/retry")
+        assert missing.status_code == 404
+
 
 def test_event_filter_and_delete(
     events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer, ws: Workspace

@@ -7,9 +7,11 @@ import asyncio
 import threading
 from dataclasses import replace
 
+import pytest
 from tests.contract.conftest import StoreHarness
 from tests.contract.test_store import NOW, OTHER_WS, WS, make_message, make_run
 
+from relaybox.errors import ConflictError
 from relaybox.storage.base import (
     WEBHOOK_TOPIC,
     MessageEvent,
@@ -233,3 +235,26 @@ async def test_purge_deletes_only_old_finished_deliveries(store: Store) -> None:
     assert [d.id for d in left] == [claimed[2].id]
     await store.finish_webhook_delivery(claimed[2], now=NOW + 11, status="delivered")
     assert await store.purge_webhook_deliveries(NOW + 2, limit=10) == 0  # created later
+
+
+async def test_redeliver_requeues_finished_deliveries_only(store: Store) -> None:
+    await store.put_webhook_endpoint(endpoint("we_1"))
+    await store.save_message(make_message("m_1"), [MessageEvent("m_1", NOW, "ENQUEUED")])
+    [held] = await claim_all(store)
+    with pytest.raises(ConflictError, match="pending"):
+        await store.redeliver_webhook_delivery(WS, "we_1", held.id, NOW + 1)
+    await store.finish_webhook_delivery(held, now=NOW + 1, status="failed", error="gave up")
+    again = await store.redeliver_webhook_delivery(WS, "we_1", held.id, NOW + 2)
+    assert again is not None
+    assert (again.status, again.attempts, again.due_at) == ("pending", 0, NOW + 2)
+    # The old claim is fenced off; a new claim gets it.
+    assert await store.finish_webhook_delivery(held, now=NOW + 3, status="delivered") is False
+    [claimed] = await claim_all(store, at=NOW + 2)
+    assert claimed.id == held.id
+    assert await store.finish_webhook_delivery(claimed, now=NOW + 3, status="delivered")
+    assert await store.redeliver_webhook_delivery(WS, "we_1", held.id, NOW + 4) is not None
+    assert await store.redeliver_webhook_delivery(WS, "we_1", "evt_missing", NOW) is None
+    assert await store.redeliver_webhook_delivery(OTHER_WS, "we_1", held.id, NOW) is None
+    assert await store.delete_webhook_endpoint(WS, "we_1")
+    with pytest.raises(ConflictError, match="canceled"):
+        await store.redeliver_webhook_delivery(WS, "we_1", held.id, NOW + 5)

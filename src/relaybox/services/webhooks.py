@@ -104,6 +104,17 @@ class WebhookService:
             "results": [_delivery(d) for d in page],
         }
 
+    async def redeliver(
+        self, workspace_id: str, endpoint_id: str, delivery_id: str
+    ) -> dict[str, Any]:
+        """Send a failed (or already delivered) event again, from a fresh set of attempts."""
+        found = await self._store.redeliver_webhook_delivery(
+            workspace_id, endpoint_id, delivery_id, self._clock.now()
+        )
+        if found is None:
+            raise NotFound(f"Delivery {delivery_id} of webhook endpoint {endpoint_id} not found")
+        return _delivery(found)
+
     async def _get(self, workspace_id: str, endpoint_id: str) -> WebhookEndpoint:
         found = await self._store.get_webhook_endpoint(workspace_id, endpoint_id)
         if found is None:

@@ -783,6 +783,19 @@ class Store(Protocol):
         """The endpoint's deliveries, newest first; ``before`` is the last ``seq`` seen."""
         ...
 
+    async def redeliver_webhook_delivery(
+        self, workspace_id: str, endpoint_id: str, delivery_id: str, now: float
+    ) -> WebhookDelivery | None:
+        """Queue a failed or delivered event again (due now, attempts from zero).
+
+        Returns the delivery as stored afterwards, or None if the endpoint has no such
+        delivery.
+
+        Raises:
+            ConflictError: the delivery is pending or canceled.
+        """
+        ...
+
     async def purge_webhook_deliveries(self, before: float, *, limit: int) -> int:
         """Delete up to ``limit`` finished deliveries (not pending) created before ``before``."""
         ...

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from relaybox.domain.message_events import STATUS_EVENTS
+from relaybox.errors import ConflictError
 from relaybox.storage import rows
 from relaybox.storage.base import (
     WEBHOOK_TOPIC,
@@ -315,3 +316,35 @@ class WebhookVerbs:
             "WHERE status <> 'pending' AND created_at < ? ORDER BY seq LIMIT ?)"
         )
         return int(await self._writer.submit(lambda c: c.execute(sql, (before, limit)).rowcount))
+
+    async def redeliver_webhook_delivery(
+        self, workspace_id: str, endpoint_id: str, delivery_id: str, now: float
+    ) -> WebhookDelivery | None:
+        requeue = self.q(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, due_at = ?, "
+            "lease_owner = NULL, lease_token = lease_token + 1, delivered_at = NULL "
+            "WHERE workspace_id = ? AND endpoint_id = ? AND id = ? "
+            "AND status IN ('failed', 'delivered')"
+        )
+        select = self.q(
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries "
+            "WHERE workspace_id = ? AND endpoint_id = ? AND id = ?"
+        )
+        key = (workspace_id, endpoint_id, delivery_id)
+
+        def write(c: Connection) -> tuple[WebhookDelivery | None, bool]:
+            requeued = c.execute(requeue, (now, *key)).rowcount == 1
+            if requeued:
+                self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+            row = c.execute(select, key).fetchone()
+            return (None if row is None else _delivery(row)), requeued
+
+        found, requeued = await self._writer.submit(write)
+        if found is not None and not requeued:
+            raise ConflictError(
+                f"Delivery {delivery_id} is {found.status}: only a failed or delivered event "
+                "can be sent again"
+            )
+        if requeued:
+            self._hints.fire(WEBHOOK_TOPIC, "")
+        return found

@@ -42,6 +42,12 @@ async def deliveries(
     return deps.json_response(found)
 
 
+@router.post("/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry")
+async def redeliver(endpoint_id: str, delivery_id: str, request: Request, ws: str = WS) -> Response:
+    found = await deps.services(request).webhooks.redeliver(ws, endpoint_id, delivery_id)
+    return deps.json_response(found)
+
+
 @router.delete("/webhooks/{endpoint_id}", status_code=204)
 async def delete(endpoint_id: str, request: Request, ws: str = WS) -> Response:
     await deps.services(request).webhooks.delete(ws, endpoint_id)
