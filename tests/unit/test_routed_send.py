@@ -119,7 +119,12 @@ class World:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     store = SqliteStore(str(tmp_path / "routed.db"))
     await store.open()
-    fakes = {"a": Fake("webhook"), "b": Fake("webhook")}
+    fakes = {
+        "a": Fake("webhook"),
+        "b": Fake("webhook"),
+        # An SMTP-like provider: nothing downstream deduplicates its calls.
+        "m": Fake("smtp", channel="email", supports_idempotency=False),
+    }
     for name in fakes:
         await store.put_resource(
             Resource(
@@ -129,7 +134,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 created_at=NOW + ord(name),
                 updated_at=NOW,
                 name=name,
-                published={"provider": "webhook", "settings": {"name": name}},
+                published={"provider": fakes[name].key, "settings": {"name": name}},
                 published_version=1,
                 published_at=NOW,
             )
@@ -241,3 +246,30 @@ async def test_channel_timeout_abandons_the_channel(world: World) -> None:
     message = await world.message(run)
     assert (message.status, message.reason) == ("UNDELIVERABLE", "PROVIDER_ERROR")
     assert world.fakes["b"].calls == []
+
+
+async def test_unconfirmed_call_counts_as_sent_and_the_rest_of_all_goes_on(world: World) -> None:
+    """A crash inside the email call of an ``all`` send: email is not repeated (it cannot be
+    deduplicated) but flagged unconfirmed, and the webhook part is still delivered."""
+    world.fakes["m"].script = [RuntimeError("worker process killed")]
+    message = {
+        "to": {"user_id": "user_ada", "email": "ada@example.com"},
+        "content": CONTENT,
+        "routing": {"method": "all", "channels": ["email", "webhook"]},
+    }
+    with pytest.raises(RuntimeError, match="killed"):
+        await world.send(message)
+    world.clock.advance(LEASE)
+    run = await world.resume()
+    assert run.status is RunStatus.PROCESSED
+    assert len(world.fakes["m"].calls) == 1
+    assert len(world.fakes["a"].calls) == 1
+    stored = await world.message(run)
+    assert stored.status == "SENT"
+    assert [(p["integration"], p["status"]) for p in stored.providers] == [
+        ("prv_m", "SENT"),
+        ("prv_a", "SENT"),
+    ]
+    assert stored.providers[0]["unconfirmed"] is True
+    sent = [e for e in await world.events(stored) if e["type"] == "SENT"]
+    assert [e.get("unconfirmed", False) for e in sent] == [True, False]

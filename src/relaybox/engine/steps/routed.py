@@ -84,13 +84,15 @@ class RoutedSend:
         *,
         message_id: str,
         previous: Message | None,
+        events: list[MessageEvent] | None = None,
     ) -> StepResult:
+        """``events``: history already due for ``previous`` (a resolved interrupted call)."""
         spec = outgoing.message
         to: Mapping[str, Any] = spec.get("to") or {}
         # Template data: the run's (automation steps), then the recipient's, then the message's.
         data = {**outgoing.data, **(to.get("data") or {}), **(spec.get("data") or {})}
         base = previous or _new_message(run, message_id, outgoing, now)
-        events: list[MessageEvent] = []
+        events = list(events or [])
         if previous is None:
             events.append(
                 history_event(
@@ -111,6 +113,9 @@ class RoutedSend:
             return _expired(state, _attempts(base.providers))
         ws = run.workspace_id
         template = await self._template(ws, spec)
+        if template is None and routing.delivered(_attempts(base.providers)):
+            # Delivered before the template went away: that stands.
+            return _settled(state, _attempts(base.providers))
         if template is None:
             why = f'Notification template "{spec.get("template")}" not found or not published'
             if not spec.get("template") and spec.get("content") is None:

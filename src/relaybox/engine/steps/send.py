@@ -97,10 +97,14 @@ class SendStep:
         previous = None
         if step.message_id is not None:
             previous = await self._store.get_message(run.workspace_id, step.message_id)
+        resolved: list[MessageEvent] = []
         if previous is not None and previous.attempt_state == "in_flight":
             interrupted = await self._interrupted(previous, index, now)
-            if interrupted is not None:
+            if isinstance(interrupted, StepResult):
                 return interrupted
+            if interrupted is not None:
+                previous, event = interrupted
+                resolved.append(event)
         message_id = step.message_id or ids.courier_id(now)
         sending = outgoing(run, index)
         key = run.steps_def[index].get("idempotency_key")
@@ -112,7 +116,14 @@ class SendStep:
             # Scoped to the workspace, as the key itself is.
             sending = replace(sending, idempotency_key=f"{run.workspace_id}/{key}")
         return await self._routed.execute(
-            run, index, now, checkpoint, sending, message_id=message_id, previous=previous
+            run,
+            index,
+            now,
+            checkpoint,
+            sending,
+            message_id=message_id,
+            previous=previous,
+            events=resolved,
         )
 
     async def _claim(
@@ -137,19 +148,44 @@ class SendStep:
         found = orjson.loads(saved.body if saved is not None else claimed)
         return dict(found)
 
-    async def _interrupted(self, message: Message, index: int, now: float) -> StepResult | None:
-        """A previous attempt was cut off mid-call; decide whether repeating it is safe."""
+    async def _interrupted(
+        self, message: Message, index: int, now: float
+    ) -> StepResult | tuple[Message, MessageEvent] | None:
+        """A previous attempt was cut off mid-call; decide whether repeating it is safe.
+
+        None: repeat it (the provider deduplicates on the key). Otherwise the attempt counts
+        as sent, unconfirmed: recorded as a delivered attempt so the rest of the route (the
+        other parts of an ``all``) still goes ahead, or, when the attempt cannot be placed in
+        the route, as the step's result.
+        """
         if message.provider is not None and await self._repeatable(message):
             return None
         note = (
             "Delivery unconfirmed: the worker stopped while the provider call was in flight; "
             "not repeated because this provider cannot deduplicate"
         )
+        integration = (message.content.get(message.channel or "") or {}).get("channel_id")
+        entry = {
+            "provider": message.provider,
+            "integration": integration,
+            "channel": message.channel,
+            "ts": now,
+            "status": "SENT",
+            "unconfirmed": True,
+        }
         sent = replace(
-            message, status="SENT", attempt_state=None, sent_at=now, updated_at=now, error=note
+            message,
+            status="SENT",
+            attempt_state=None,
+            sent_at=now,
+            updated_at=now,
+            error=note,
+            providers=[*message.providers, entry] if integration else message.providers,
         )
         event = MessageEvent(message.id, now, "SENT", {"unconfirmed": True, "note": note})
-        return StepResult(StepSucceeded(index, message_id=message.id), [sent], [event])
+        if not integration:
+            return StepResult(StepSucceeded(index, message_id=message.id), [sent], [event])
+        return sent, event
 
     async def _repeatable(self, message: Message) -> bool:
         configured = await self._messenger.providers_for(message.workspace_id)
