@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import courier
 import pytest
 from relaybox_harness import (
     LOCAL,
@@ -371,3 +372,30 @@ def test_send_step_override_reaches_the_provider(
     wait_status(ws, message_id, "SENT")
     (sent,) = endpoints.for_message("/ovr", message_id)
     assert sent.body["channel"] == "custom"
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        (
+            {"message": {"template": "T", "routing": {"method": "both", "channels": []}}},
+            "automation.steps[0].message.routing.method",
+        ),
+        (
+            {"message": {"template": "T", "expiry": {"expires_in": "soon"}}},
+            "automation.steps[0].message.expiry.expires_in",
+        ),
+        ({"template": "T", "idempotency_key": 7}, "automation.steps[0].idempotency_key"),
+        ({"template": "T", "override": "webhook"}, "automation.steps[0].override"),
+    ],
+)
+def test_bad_send_step_delivery_fields_are_a_400(
+    ws: Workspace, step: dict[str, Any], field: str
+) -> None:
+    """A send step's routing, expiry, idempotency_key or override is checked at invoke."""
+    with pytest.raises(courier.BadRequestError) as bad:
+        ws.client().automations.invoke.invoke_ad_hoc(
+            automation={"steps": [{"action": "send", **step}]}, recipient=unique("u")
+        )
+    assert field in str(bad.value)
+    assert bad.value.status_code == 400

@@ -156,6 +156,17 @@ def parse_expiry(raw: Any) -> dict[str, Any] | None:
     return {k: v for k, v in raw.items() if v is not None}
 
 
+def check(message: Mapping[str, Any]) -> None:
+    """Validate a message's delivery fields (a send step's ``message`` is not checked by
+    POST /send's parser); raises ValidationError naming the field."""
+    if message.get("routing") is not None:
+        parse_routing(message["routing"])
+    parse_channels(message.get("channels"))
+    parse_providers(message.get("providers"))
+    parse_timeout(message.get("timeout"))
+    parse_expiry(message.get("expiry"))
+
+
 def _ms(value: Any, where: str) -> float | None:
     if value is None:
         return None

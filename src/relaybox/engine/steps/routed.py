@@ -105,6 +105,7 @@ class RoutedSend:
                 )
             )
         try:
+            delivery.check(spec)
             ends = delivery.deadline(spec, base.enqueued_at)
         except ValidationError as exc:
             return _fail(index, base, events, now, "UNDELIVERABLE", "FAILED", exc.message)
