@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from relaybox.domain import delays, routing
+from relaybox.domain import delays, merge, routing
 from relaybox.errors import ValidationError
 
 DEFAULT_MESSAGE_MS = 259_200_000
@@ -296,15 +296,5 @@ def overrides(message: Mapping[str, Any], candidate: routing.Candidate) -> dict[
     )
     for layer in layers:
         if isinstance(layer, Mapping):
-            merged = deep_merge(merged, layer)
+            merged = merge.deep_merge(merged, layer)
     return merged
-
-
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from relaybox.domain.merge import deep_merge
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
@@ -237,7 +238,7 @@ class WebhookProvider:
         body = message.override.get("body")
         if isinstance(body, Mapping):
             # A send's override (``providers.webhook.override.body``) reshapes the payload.
-            payload = _merged(payload, body)
+            payload = deep_merge(payload, body)
         return json.dumps(
             payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
         ).encode("utf-8")
@@ -339,13 +340,3 @@ def event_poster(
 def check_url(url: str) -> str:
     """Validate a webhook URL's syntax (ValidationError naming ``url``); returns it trimmed."""
     return _parse_url(url)
-
-
-def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
