@@ -399,3 +399,25 @@ def test_bad_send_step_delivery_fields_are_a_400(
         )
     assert field in str(bad.value)
     assert bad.value.status_code == 400
+
+
+def test_provider_if_false_leaves_the_provider_out(
+    new_workspace: Callable[[str], Workspace], endpoints: ScriptedEndpoints
+) -> None:
+    """providers.<id>.if false: that provider is skipped even under routing_method all."""
+    ws = new_workspace("provif")
+    add_hook(ws, endpoints.script("/always"))
+    gold = add_hook(ws, endpoints.script("/gold"))
+    message = {
+        "routing": {"method": "single", "channels": ["webhook"]},
+        "channels": {"webhook": {"routing_method": "all"}},
+        "providers": {gold: {"if": "data.tier === 'gold'"}},
+    }
+    silver_id = send(ws, to={"user_id": unique("u")}, data={"tier": "silver"}, **message)
+    gold_id = send(ws, to={"user_id": unique("u")}, data={"tier": "gold"}, **message)
+    wait_status(ws, silver_id, "SENT")
+    wait_status(ws, gold_id, "SENT")
+    assert len(endpoints.for_message("/always", silver_id)) == 1
+    assert endpoints.for_message("/gold", silver_id) == []
+    assert len(endpoints.for_message("/always", gold_id)) == 1
+    assert len(endpoints.for_message("/gold", gold_id)) == 1
