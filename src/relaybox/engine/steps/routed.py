@@ -110,13 +110,14 @@ class RoutedSend:
         except ValidationError as exc:
             return _fail(index, base, events, now, "UNDELIVERABLE", "FAILED", exc.message)
         state = _Send(run, index, now, spec, base, events, ends)
+        earlier = _attempts(base.providers)
         if now >= ends.at:
-            return _expired(state, _attempts(base.providers))
+            return _expired(state, earlier)
         ws = run.workspace_id
         template = await self._template(ws, spec)
-        if template is None and routing.delivered(_attempts(base.providers)):
+        if template is None and routing.delivered(earlier):
             # Delivered before the template went away: that stands.
-            return _settled(state, _attempts(base.providers))
+            return _settled(state, earlier)
         if template is None:
             why = f'Notification template "{spec.get("template")}" not found or not published'
             if not spec.get("template") and spec.get("content") is None:
@@ -142,6 +143,9 @@ class RoutedSend:
             excluded_channels=skipped["channels"],
             excluded_providers=skipped["providers"],
         )
+        if route is None and routing.delivered(earlier):
+            # Delivered on a provider that has since gone (or is now excluded): that stands.
+            return _settled(state, earlier)
         if route is None:
             why = "No channel with both a configured provider and an address in the profile"
             if broken:
