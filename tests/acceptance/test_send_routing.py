@@ -124,19 +124,6 @@ def add_twilio(ws: Workspace, endpoints: ScriptedEndpoints, reply: Reply) -> str
     return str(ws.client().providers.create(provider="twilio", settings=settings).id)
 
 
-def wait_status(ws: Workspace, message_id: str, *statuses: str, timeout: float = 20.0) -> Any:
-    client = ws.client()
-    return wait_for(
-        lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
-        timeout=timeout,
-        what=f"message {message_id} in {statuses}",
-    )
-
-
-def history(ws: Workspace, message_id: str) -> list[dict[str, Any]]:
-    return [dict(e) for e in ws.client().messages.history(message_id).results]
-
-
 def send(ws: Workspace, **message: Any) -> str:
     body = {"content": {"title": "Hello", "body": "b"}, **message}
     return str(ws.client().send.message(message=body).request_id)
@@ -162,12 +149,12 @@ def test_nested_all_and_single_fail_over_across_channels(
             "channels": ["email", {"method": "single", "channels": ["sms", "webhook"]}],
         },
     )
-    message = wait_status(ws, message_id, "SENT", "UNDELIVERABLE")
+    message = ws.wait_message(message_id, "SENT", "UNDELIVERABLE")
     assert message.status == "SENT"
     assert smtp.recorder.wait_for(email)[0].subject == "Hello"
     assert len(endpoints.for_message("/hook", message_id)) == 1
     assert [p["integration"] for p in message.to_dict()["providers"]][1:] == [sms, hook]
-    kinds = [(e["type"], e.get("channel")) for e in history(ws, message_id)]
+    kinds = [(e["type"], e.get("channel")) for e in ws.history(message_id)]
     assert ("UNDELIVERABLE", "sms") in kinds
     assert ("SENT", "email") in kinds
     assert ("SENT", "webhook") in kinds
@@ -188,9 +175,9 @@ def test_single_falls_through_to_the_next_channel(
         to={"email": email, "phone_number": "+15550101"},
         routing={"method": "single", "channels": ["sms", "email"]},
     )
-    wait_status(ws, message_id, "SENT")
+    ws.wait_message(message_id, "SENT")
     assert smtp.recorder.wait_for(email)[0].subject == "Hello"
-    channels = [e.get("channel") for e in history(ws, message_id) if e["type"] == "ROUTED"]
+    channels = [e.get("channel") for e in ws.history(message_id) if e["type"] == "ROUTED"]
     assert channels == ["sms", "email"]
 
 
@@ -207,7 +194,7 @@ def test_channel_routing_method_all_sends_through_every_provider(
         routing={"method": "single", "channels": ["webhook"]},
         channels={"webhook": {"routing_method": "all", "providers": [second, first]}},
     )
-    message = wait_status(ws, message_id, "SENT")
+    message = ws.wait_message(message_id, "SENT")
     assert len(endpoints.for_message("/one", message_id)) == 1
     assert len(endpoints.for_message("/two", message_id)) == 1
     assert [p["integration"] for p in message.to_dict()["providers"]] == [second, first]
@@ -230,8 +217,8 @@ def test_channel_if_false_skips_the_channel(
     plain, vip = unique_email("plain"), unique("vip") + "@example.test"
     skipped = send(ws, to={"email": plain}, data={"vip": False}, routing=routing, channels=channels)
     taken = send(ws, to={"email": vip}, data={"vip": True}, routing=routing, channels=channels)
-    wait_status(ws, skipped, "SENT")
-    wait_status(ws, taken, "SENT")
+    ws.wait_message(skipped, "SENT")
+    ws.wait_message(taken, "SENT")
     assert smtp.recorder.wait_for(plain)[0].subject == "Hello"
     assert endpoints.for_message("/vip", skipped) == []
     assert len(endpoints.for_message("/vip", taken)) == 1
@@ -251,9 +238,9 @@ def test_provider_timeout_fails_over_with_both_attempts_in_history(
         routing={"method": "single", "channels": ["webhook"]},
         timeout={"provider": {slow: 500}},
     )
-    message = wait_status(ws, message_id, "SENT")
+    message = ws.wait_message(message_id, "SENT")
     assert len(endpoints.for_message("/fast", message_id)) == 1
-    events = history(ws, message_id)
+    events = ws.history(message_id)
     routed = [e["integration"] for e in events if e["type"] == "ROUTED"]
     assert routed == [slow, fast]
     (retrying,) = [e for e in events if e["type"] == "RETRYING"]
@@ -272,7 +259,7 @@ def test_retry_after_sets_the_next_attempt(
     add_hook(ws, endpoints.script("/busy", Reply(429, {"Retry-After": "30"})))
     message_id = send(ws, to={"user_id": unique("u")})
     retrying = wait_for(
-        lambda: next((e for e in history(ws, message_id) if e["type"] == "RETRYING"), None),
+        lambda: next((e for e in ws.history(message_id) if e["type"] == "RETRYING"), None),
         what="the RETRYING event",
     )
     waited = retrying["next_attempt_at"] - retrying["ts"]
@@ -290,10 +277,10 @@ def test_expiry_ends_the_message_undeliverable(
     ws = new_workspace("expiry")
     add_hook(ws, endpoints.script("/down", Reply(503, {"Retry-After": "60"})))
     message_id = send(ws, to={"user_id": unique("u")}, expiry={"expires_in": 1500})
-    message = wait_status(ws, message_id, "UNDELIVERABLE", timeout=20)
+    message = ws.wait_message(message_id, "UNDELIVERABLE", timeout=20)
     assert message.reason == "EXPIRED"
     assert "expiry" in (message.error or "")
-    events = history(ws, message_id)
+    events = ws.history(message_id)
     (retrying,) = [e for e in events if e["type"] == "RETRYING"]
     assert abs(retrying["next_attempt_at"] - (message.enqueued + 1500)) <= 1
     assert events[-1]["type"] == "UNDELIVERABLE"
@@ -369,7 +356,7 @@ def test_send_step_override_reaches_the_provider(
         to={"user_id": unique("u")},
         providers={"webhook": {"override": {"body": {"channel": "custom"}}}},
     )
-    wait_status(ws, message_id, "SENT")
+    ws.wait_message(message_id, "SENT")
     (sent,) = endpoints.for_message("/ovr", message_id)
     assert sent.body["channel"] == "custom"
 
@@ -415,8 +402,8 @@ def test_provider_if_false_leaves_the_provider_out(
     }
     silver_id = send(ws, to={"user_id": unique("u")}, data={"tier": "silver"}, **message)
     gold_id = send(ws, to={"user_id": unique("u")}, data={"tier": "gold"}, **message)
-    wait_status(ws, silver_id, "SENT")
-    wait_status(ws, gold_id, "SENT")
+    ws.wait_message(silver_id, "SENT")
+    ws.wait_message(gold_id, "SENT")
     assert len(endpoints.for_message("/always", silver_id)) == 1
     assert endpoints.for_message("/gold", silver_id) == []
     assert len(endpoints.for_message("/always", gold_id)) == 1
