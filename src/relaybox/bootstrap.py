@@ -151,7 +151,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
             store=store,
             clock=clock,
             executors={
-                "send": SendStep(store=store, messenger=messenger),
+                "send": SendStep(store=store, messenger=messenger, sandbox=sandbox),
                 "send-list": SendListStep(store=store, http=http, guard=guard),
                 "throttle": ThrottleStep(store=store),
                 "add-to-batch": AddToBatchStep(store=store),

@@ -98,5 +98,9 @@ class RetryableDeliveryError(DeliveryError):
     """The provider failed transiently; the delivery may be retried."""
 
 
+class DeliveryTimeout(RetryableDeliveryError):
+    """The provider call outlived the send's provider timeout; the send fails over."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """The provider refused the message; retrying cannot help."""

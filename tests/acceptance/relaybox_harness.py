@@ -542,6 +542,19 @@ class Workspace:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nlast detail: {seen}") from None
 
+    def wait_message(self, message_id: str, *statuses: str, timeout: float = 20.0) -> Any:
+        """Poll ``messages.retrieve`` until the message's status is one of ``statuses``."""
+        client = self.client()
+        return wait_for(
+            lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
+            timeout=timeout,
+            what=f"message {message_id} in {statuses}",
+        )
+
+    def history(self, message_id: str) -> list[dict[str, Any]]:
+        """The message's history events as plain dicts."""
+        return [dict(e) for e in self.client().messages.history(message_id).results]
+
     def steps(self, run_id: str) -> list[Any]:
         with self.client() as client:
             return list(client.automations.runs.list_steps(run_id).steps or [])

@@ -217,6 +217,21 @@ async def test_smtp_message_id_is_stable_per_idempotency_key(
     assert ids[2] != ids[0]
 
 
+async def test_smtp_override_body_replaces_rendered_parts(
+    start_smtp: Callable[..., SmtpServer],
+) -> None:
+    """override.body subject / text / html (a send's providers.smtp.override) win."""
+    server = start_smtp()
+    override = {"body": {"subject": "Overridden", "text": "Plain override", "html": None}}
+    await smtp(server.port).send(make_message(override=override))
+    parsed = server.handler.parsed()
+    assert parsed["Subject"] == "Overridden"
+    text = parsed.get_body(("plain",))
+    assert text is not None
+    assert text.get_content().strip() == "Plain override"
+    assert parsed.get_body(("html",)) is not None  # html=None is not a string: kept
+
+
 async def test_smtp_text_only_is_single_part(start_smtp: Callable[..., SmtpServer]) -> None:
     """Without HTML the email is a plain text/plain message."""
     server = start_smtp()

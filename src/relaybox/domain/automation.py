@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relaybox.domain import delays
+from relaybox.domain import delays, delivery
 from relaybox.errors import ValidationError
 
 #: The storage kind of saved automations (Resource.kind).
@@ -90,7 +90,27 @@ def _parse_step(step: Any, where: str) -> dict[str, Any]:
             delays.validate_delay_step(step)
         except ValidationError as exc:
             raise ValidationError(f"{where}: {exc.message}") from None
+    if action == "send":
+        _check_send(step, where)
     for name in ("if", "ref"):
         if step.get(name) is not None and not isinstance(step.get(name), str):
             raise ValidationError(f"{where}.{name}: Expected string")
     return dict(step)
+
+
+def _check_send(step: Mapping[str, Any], where: str) -> None:
+    """A send step's delivery fields, so a mistake is a 400 rather than a failed message."""
+    message = step.get("message")
+    if message is not None:
+        if not isinstance(message, Mapping):
+            raise ValidationError(f"{where}.message: Expected object")
+        try:
+            delivery.check(message)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}.{exc.message}") from None
+    key = step.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ValidationError(f"{where}.idempotency_key: Expected a non-empty string")
+    override = step.get("override")
+    if override is not None and not isinstance(override, Mapping):
+        raise ValidationError(f"{where}.override: Expected object")

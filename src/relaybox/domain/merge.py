@@ -30,3 +30,14 @@ def merge(target: Mapping[str, Any], source: Mapping[str, Any], strategy: str) -
     raise ValidationError(
         f'Unknown merge strategy "{strategy}": use one of {", ".join(STRATEGIES)}'
     )
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, objects merged key by key at every depth (send overrides)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,17 +1,21 @@
 """Routing decisions for a send, as pure functions over plain data.
 
-A send's route is a list of *groups*; each group is an ordered list of candidate providers.
-``routing.method: "single"`` makes one group (channels in order, each channel's providers in
-order), so the first candidate that delivers ends the send; ``"all"`` makes one group per
-channel and every group must be tried. Which candidate to try next is derived from the
-message's recorded attempts alone, so a send resumed by another worker after a crash or a
-backoff picks up exactly where the last one stopped.
+A send's route is a tree. A ``Group`` has a method — ``single``: its children in order, the
+first that delivers ends it (failover); ``all``: every child — and children that are groups
+(Courier's nested ``{method, channels}`` routing entries) or ``Leg``s. A leg is one routing
+entry (a channel, or a provider kind) with its candidate providers and its own method across
+them (``channels.<channel>.routing_method``).
+
+Which provider to try next is derived from the message's recorded attempts (and the time,
+for timeouts) alone, so a send resumed by another worker after a crash or a backoff picks up
+exactly where the last one stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 #: Courier's channel names (``message.channels`` keys, ``routing.channels`` entries).
 CHANNELS = frozenset(
@@ -35,6 +39,15 @@ TRIES_PER_PROVIDER = 3
 SENT = "SENT"
 RETRYABLE = "RETRYABLE"
 FAILED = "FAILED"
+#: The call outlived the provider timeout: retryable in kind, but the provider is not
+#: waited for again (the send fails over at once).
+TIMEOUT = "TIMEOUT"
+
+SINGLE = "single"
+ALL = "all"
+
+#: The state of a route (or part of one) given the attempts so far.
+PENDING = "PENDING"
 
 
 @dataclass(frozen=True)
@@ -52,16 +65,53 @@ class Candidate:
 @dataclass(frozen=True)
 class Attempt:
     integration: str
-    #: SENT, RETRYABLE or FAILED.
+    #: SENT, RETRYABLE, FAILED or TIMEOUT.
     outcome: str
+    #: When the call started (epoch seconds); None when unknown.
+    at: float | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    #: The routing entry: a channel name or a provider kind.
+    name: str
+    method: str
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    method: str
+    children: tuple[Leg | Group, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how often a send may keep trying (seconds, not Courier's milliseconds)."""
+
+    tries: int = TRIES_PER_PROVIDER
+    #: Per provider configuration id: no retry on it starts later than this after its first
+    #: try (Courier's provider timeout).
+    provider_seconds: Mapping[str, float] = field(default_factory=dict)
+    #: Per leg name: the leg is given up this long after its first try (channel timeout).
+    channel_seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Next:
+    """What to do next: ``state`` PENDING with a ``candidate`` to call, PENDING without one
+    (everything left is waiting out a backoff), or SENT / FAILED when the route is settled."""
+
+    state: str
+    candidate: Candidate | None = None
 
 
 def reachable(channel: str, profile: Mapping[str, object]) -> bool:
     """True when the profile has the address ``channel`` needs."""
     if channel not in ADDRESS_FIELDS:
         return False
-    field = ADDRESS_FIELDS[channel]
-    return field is None or bool(profile.get(field))
+    field_name = ADDRESS_FIELDS[channel]
+    return field_name is None or bool(profile.get(field_name))
 
 
 def _addressed(candidate: Candidate, profile: Mapping[str, object]) -> bool:
@@ -70,37 +120,57 @@ def _addressed(candidate: Candidate, profile: Mapping[str, object]) -> bool:
     return reachable(candidate.channel, profile)
 
 
-def build_groups(
+def build_route(
+    routing: Mapping[str, Any],
     *,
-    method: str,
-    entries: Sequence[str],
     configured: Sequence[Candidate],
     profile: Mapping[str, object],
-    channel_providers: Mapping[str, Sequence[str]],
-) -> list[list[Candidate]]:
-    """The candidate groups for a send; empty when nothing can carry it (UNROUTABLE).
+    channels: Mapping[str, Mapping[str, Any]] | None = None,
+    excluded_channels: Collection[str] = (),
+    excluded_providers: Collection[str] = (),
+) -> Group | None:
+    """The route of a send; None when nothing can carry it (UNROUTABLE).
 
-    ``entries`` are channel names or provider kinds, in routing order; ``configured`` is the
-    workspace's providers in configured order; ``channel_providers`` is
-    ``message.channels.<channel>.providers`` (kinds or configuration ids), which restricts and
-    orders a channel's providers.
+    ``routing`` is Courier's ``{method, channels}`` whose entries are channel names, provider
+    kinds or nested routings; ``configured`` is the workspace's providers in configured order;
+    ``channels`` is ``message.channels`` (``providers`` restricts and orders a channel's
+    providers, ``routing_method`` is the method across them). Channels in
+    ``excluded_channels`` and providers (kinds or configuration ids) in ``excluded_providers``
+    (a false ``if``) are left out. A provider appears in the route once, where first named.
     """
-    groups: list[list[Candidate]] = []
     seen: set[str] = set()
-    for entry in entries:
+
+    def leg(entry: str) -> Leg | None:
+        rule = (channels or {}).get(entry) or {}
         if entry in CHANNELS:
-            members = _channel_candidates(entry, configured, channel_providers.get(entry))
+            if entry in excluded_channels:
+                return None
+            members = _channel_candidates(entry, configured, rule.get("providers"))
         else:
             members = [c for c in configured if c.provider == entry]
-        members = [c for c in members if _addressed(c, profile)]
-        members = [c for c in members if c.integration not in seen]
+        members = [
+            c
+            for c in members
+            if _addressed(c, profile)
+            and c.integration not in seen
+            and c.channel not in excluded_channels
+            and c.provider not in excluded_providers
+            and c.integration not in excluded_providers
+        ]
         seen.update(c.integration for c in members)
-        if members:
-            groups.append(members)
-    if method == "single":
-        flat = [c for group in groups for c in group]
-        return [flat] if flat else []
-    return groups
+        method = ALL if rule.get("routing_method") == ALL else SINGLE
+        return Leg(entry, method, tuple(members)) if members else None
+
+    def group(raw: Mapping[str, Any]) -> Group | None:
+        children: list[Leg | Group] = []
+        for entry in raw.get("channels") or []:
+            child = group(entry) if isinstance(entry, Mapping) else leg(str(entry))
+            if child is not None:
+                children.append(child)
+        method = ALL if raw.get("method") == ALL else SINGLE
+        return Group(method, tuple(children)) if children else None
+
+    return group(routing)
 
 
 def _channel_candidates(
@@ -117,32 +187,165 @@ def _channel_candidates(
     return ordered
 
 
-def next_candidate(
-    groups: Sequence[Sequence[Candidate]],
+def next_step(
+    route: Group | Leg,
     attempts: Sequence[Attempt],
-    tries: int = TRIES_PER_PROVIDER,
-) -> Candidate | None:
-    """The provider to try next, or None when every group is settled.
+    *,
+    now: float,
+    limits: Limits | None = None,
+    waiting: Collection[str] = (),
+) -> Next:
+    """The provider to call next, or the route's settled state.
 
-    A group is settled once one of its candidates delivered or all of them are used up: a
-    permanent failure uses a candidate up at once, retryable failures after ``tries``.
+    ``waiting`` holds providers that just failed retryably and must wait out a backoff before
+    their next try: in a ``single`` part nothing after them is tried meanwhile (that would be
+    failing over early), while the other parts of an ``all`` go ahead.
     """
-    for group in groups:
-        if any(_sent(c, attempts) for c in group):
-            continue
-        for candidate in group:
-            mine = [a for a in attempts if a.integration == candidate.integration]
-            if any(a.outcome == FAILED for a in mine):
-                continue
-            if sum(a.outcome == RETRYABLE for a in mine) >= tries:
-                continue
-            return candidate
+    return _Walk(attempts, now, limits or Limits(), frozenset(waiting)).node(route)
+
+
+def exhausted(
+    candidate: Candidate,
+    attempts: Sequence[Attempt],
+    *,
+    now: float,
+    limits: Limits | None = None,
+) -> bool:
+    """True when ``candidate`` gets no further try (failed for good, out of tries or time)."""
+    return _Walk(attempts, now, limits or Limits(), frozenset()).used_up(candidate)
+
+
+def candidates(route: Group | Leg) -> list[Candidate]:
+    """Every provider in the route, in routing order."""
+    if isinstance(route, Leg):
+        return list(route.candidates)
+    return [c for child in route.children for c in candidates(child)]
+
+
+def leg_of(route: Group | Leg, integration: str) -> Leg | None:
+    """The leg a provider belongs to."""
+    if isinstance(route, Leg):
+        return route if any(c.integration == integration for c in route.candidates) else None
+    for child in route.children:
+        found = leg_of(child, integration)
+        if found is not None:
+            return found
     return None
+
+
+class _Walk:
+    def __init__(
+        self, attempts: Sequence[Attempt], now: float, limits: Limits, waiting: frozenset[str]
+    ) -> None:
+        self._attempts = attempts
+        self._now = now
+        self._limits = limits
+        self._waiting = waiting
+
+    def node(self, node: Group | Leg) -> Next:
+        if isinstance(node, Leg):
+            return self._leg(node)
+        states = []
+        for child in node.children:
+            found = self.node(child)
+            if node.method == SINGLE and found.state != FAILED:
+                return found
+            if found.state == PENDING and found.candidate is not None:
+                return found
+            states.append(found.state)
+        return _combine(states)
+
+    def _leg(self, leg: Leg) -> Next:
+        sent = [c for c in leg.candidates if self._sent(c)]
+        if sent and leg.method == SINGLE:
+            return Next(SENT)
+        if self._leg_expired(leg):
+            return Next(SENT if sent else FAILED)
+        blocked = False
+        for candidate in leg.candidates:
+            if self._sent(candidate) or self.used_up(candidate):
+                continue
+            if candidate.integration in self._waiting:
+                if leg.method == SINGLE:
+                    return Next(PENDING)
+                blocked = True
+                continue
+            return Next(PENDING, candidate)
+        if blocked:
+            return Next(PENDING)
+        return Next(SENT if sent else FAILED)
+
+    def _mine(self, candidate: Candidate) -> list[Attempt]:
+        return [a for a in self._attempts if a.integration == candidate.integration]
+
+    def _sent(self, candidate: Candidate) -> bool:
+        return any(a.outcome == SENT for a in self._mine(candidate))
+
+    def used_up(self, candidate: Candidate) -> bool:
+        mine = self._mine(candidate)
+        # FAILED, TIMEOUT, or anything unknown: never called again.
+        if any(a.outcome not in (SENT, RETRYABLE) for a in mine):
+            return True
+        if sum(a.outcome == RETRYABLE for a in mine) >= self._limits.tries:
+            return True
+        window = self._limits.provider_seconds.get(candidate.integration)
+        return window is not None and _elapsed(mine, self._now, window)
+
+    def _leg_expired(self, leg: Leg) -> bool:
+        window = self._limits.channel_seconds.get(leg.name)
+        if window is None:
+            return False
+        mine = [a for c in leg.candidates for a in self._mine(c)]
+        return _elapsed(mine, self._now, window)
+
+
+def _elapsed(attempts: Sequence[Attempt], now: float, window: float) -> bool:
+    started = [a.at for a in attempts if a.at is not None]
+    return bool(started) and now >= min(started) + window
+
+
+def _combine(states: Sequence[str]) -> Next:
+    """An ``all`` group with no candidate to call now (or a ``single`` one that failed)."""
+    if PENDING in states:
+        return Next(PENDING)
+    return Next(SENT if SENT in states else FAILED)
 
 
 def delivered(attempts: Sequence[Attempt]) -> bool:
     return any(a.outcome == SENT for a in attempts)
 
 
-def _sent(candidate: Candidate, attempts: Sequence[Attempt]) -> bool:
-    return any(a.integration == candidate.integration and a.outcome == SENT for a in attempts)
+# --- the flat form: a list of single-method groups, every one to be settled ------------------
+
+
+def build_groups(
+    *,
+    method: str,
+    entries: Sequence[str],
+    configured: Sequence[Candidate],
+    profile: Mapping[str, object],
+    channel_providers: Mapping[str, Sequence[str]],
+) -> list[list[Candidate]]:
+    """The route of a flat routing as candidate groups: ``single`` is one group of every
+    candidate in order, ``all`` one group per entry; empty when nothing can carry it."""
+    route = build_route(
+        {"method": method, "channels": list(entries)},
+        configured=configured,
+        profile=profile,
+        channels={k: {"providers": v} for k, v in channel_providers.items()},
+    )
+    if route is None:
+        return []
+    if method == SINGLE:
+        return [candidates(route)]
+    return [candidates(child) for child in route.children]
+
+
+def next_candidate(
+    groups: Sequence[Sequence[Candidate]],
+    attempts: Sequence[Attempt],
+    tries: int = TRIES_PER_PROVIDER,
+) -> Candidate | None:
+    """The provider to try next in candidate groups, or None when every group is settled."""
+    route = Group(ALL, tuple(Leg(str(i), SINGLE, tuple(g)) for i, g in enumerate(groups) if g))
+    return next_step(route, attempts, now=0.0, limits=Limits(tries=tries)).candidate

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from relaybox.domain import delays
+from relaybox.domain import delays, delivery
 from relaybox.domain.lists import ListPattern
-from relaybox.domain.routing import CHANNELS
 from relaybox.errors import ValidationError
 
 #: Routing when the message has none: the first channel with an address and a provider.
@@ -67,7 +66,7 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
     if brand is not None and not isinstance(brand, str):
         raise ValidationError("message.brand_id: Expected string")
     routing = _routing(message.get("routing"))
-    channels = _channels(message.get("channels") or {})
+    channels = delivery.parse_channels(message.get("channels"))
     tags, trace_id = _metadata(message.get("metadata"))
     delay = _delay(message.get("delay"), now)
     shared = {
@@ -77,6 +76,9 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
         "brand_id": brand,
         "routing": routing,
         "channels": channels,
+        "providers": delivery.parse_providers(message.get("providers")),
+        "timeout": delivery.parse_timeout(message.get("timeout")),
+        "expiry": delivery.parse_expiry(message.get("expiry")),
     }
     bodies = [{"to": to, **shared} for to in recipients]
     return SendPlan(
@@ -217,48 +219,7 @@ def _check_content(content: Any) -> None:
 def _routing(raw: Any) -> dict[str, Any]:
     if raw is None:
         return DEFAULT_ROUTING
-    if not isinstance(raw, dict):
-        raise ValidationError("message.routing: Expected object")
-    method = raw.get("method")
-    if method not in ("single", "all"):
-        raise ValidationError('message.routing.method: Expected "single" or "all"')
-    channels = raw.get("channels")
-    if not isinstance(channels, list):
-        raise ValidationError("message.routing.channels: Expected array")
-    for i, entry in enumerate(channels):
-        if isinstance(entry, dict):
-            raise ValidationError(
-                f"message.routing.channels[{i}]: nested routing is not supported by this version"
-            )
-        if not isinstance(entry, str) or not entry:
-            raise ValidationError(f"message.routing.channels[{i}]: Expected string")
-    return {"method": method, "channels": list(channels)}
-
-
-def _channels(raw: Mapping[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name, spec in raw.items():
-        where = f"message.channels.{name}"
-        if name not in CHANNELS:
-            raise ValidationError(f"{where}: unknown channel; use one of {sorted(CHANNELS)}")
-        if not isinstance(spec, dict):
-            raise ValidationError(f"{where}: Expected object")
-        providers = spec.get("providers")
-        if providers is not None and (
-            not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
-        ):
-            raise ValidationError(f"{where}.providers: Expected array of strings")
-        method = spec.get("routing_method")
-        if method is not None and method not in ("single", "all"):
-            raise ValidationError(f'{where}.routing_method: Expected "single" or "all"')
-        if method == "all":
-            # Refused rather than quietly treated as "single", which would send less.
-            raise ValidationError(
-                f'{where}.routing_method: "all" is not supported by this version; providers '
-                'of a channel fail over in order ("single")'
-            )
-        found[name] = {"providers": list(providers or []), "routing_method": method or "single"}
-    return found
+    return delivery.parse_routing(raw)
 
 
 def _metadata(raw: Any) -> tuple[tuple[str, ...], str | None]:

@@ -59,6 +59,8 @@ class StepFailed:
     retryable: bool
     retry_after: float | None = None
     message_id: str | None = None
+    #: When to try again, when the executor decided it (else the policy's backoff).
+    retry_at: float | None = None
     #: The failure is recorded on the step but the run goes on (fetch-data, per Courier:
     #: "the automation will continue processing subsequent steps").
     continue_run: bool = False
@@ -325,7 +327,9 @@ def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Dec
             )
         return _fail_step(run, step, event.error + suffix, now)
     pending = replace(step, status=StepStatus.PROCESSING, updated_at=now, error=event.error)
-    retry_at = now + policy.backoff(step.attempts, event.retry_after)
+    retry_at = event.retry_at
+    if retry_at is None:
+        retry_at = now + policy.backoff(step.attempts, event.retry_after)
     return Decision(replace(run.with_step(pending), updated_at=now), release_until=retry_at)
 
 

@@ -181,6 +181,17 @@ class Sandbox:
         session = _Session(self, dict(scope), now)
         return await loop.run_in_executor(self._pool, session.resolve, value, "")
 
+    async def holds(self, expression: str, scope: Mapping[str, Any], now: float) -> bool:
+        """Whether a condition (a send channel's or provider's ``if``) is truthy.
+
+        Raises:
+            ExpressionError: the expression failed.
+        """
+        loop = asyncio.get_running_loop()
+        session = _Session(self, dict(scope), now)
+        result = await loop.run_in_executor(self._pool, session.condition, expression)
+        return bool(result["truthy"])
+
     def prepare_sync(
         self,
         spec: dict[str, Any],
@@ -243,6 +254,9 @@ class _Session:
         if not isinstance(result, dict) or not {"value", "truthy", "text", "reads"} <= set(result):
             raise ExpressionError(f"{what} {source!r}: did not produce a value")
         return result
+
+    def condition(self, source: str) -> dict[str, Any]:
+        return self.evaluate(source, what="if")
 
     def resolve(self, value: Any, key: str) -> Any:
         if isinstance(value, str):

@@ -8,6 +8,7 @@ it the template, profile, preference and provider lookups, the one provider-call
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -16,7 +17,7 @@ from relaybox.clock import Clock
 from relaybox.domain import preferences, routing
 from relaybox.engine.brands import BrandCache
 from relaybox.engine.providers import Configured, ProviderPool
-from relaybox.errors import DeliveryError, RetryableDeliveryError
+from relaybox.errors import DeliveryError, DeliveryTimeout, RetryableDeliveryError
 from relaybox.providers.base import Provider, RenderedMessage
 from relaybox.storage.base import Message, MessageEvent, Store
 
@@ -48,6 +49,9 @@ class Messenger:
     ) -> dict[str, Any] | None:
         """The brand to render with: the send's, else the template body's, else the default."""
         return await self._brands.resolve(workspace_id, brand_id, template)
+
+    def now(self) -> float:
+        return self._clock.now()
 
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)
@@ -109,21 +113,31 @@ async def call_provider(
     message: Message,
     now: float,
     where: Mapping[str, Any],
+    time_limit: float | None = None,
 ) -> ProviderCall:
     """Call ``provider`` and record the outcome; delivery failures are outcomes, not raised.
 
     ``where`` (provider key, and channel / integration when known) goes into both the
-    message's provider log entry and the history event.
+    message's provider log entry and the history event. A call still running after
+    ``time_limit`` seconds is abandoned as a ``DeliveryTimeout``.
     """
     entry: dict[str, Any] = {**where, "ts": now}
     try:
-        result = await provider.send(rendered)
+        try:
+            async with asyncio.timeout(time_limit):
+                result = await provider.send(rendered)
+        except TimeoutError:
+            if time_limit is None:
+                raise
+            raise DeliveryTimeout(f"{provider.key}: no answer within {time_limit:g} s") from None
     except DeliveryError as exc:
         retryable = isinstance(exc, RetryableDeliveryError)
+        status = routing.RETRYABLE if retryable else routing.FAILED
         entry |= {
-            "status": routing.RETRYABLE if retryable else routing.FAILED,
+            "status": routing.TIMEOUT if isinstance(exc, DeliveryTimeout) else status,
             "error": exc.message,
-            **exc.response,
+            # Nested: the provider's own fields (an HTTP "status") must not shadow ours.
+            "response": dict(exc.response),
         }
         updated = replace(
             message,
@@ -135,7 +149,7 @@ async def call_provider(
         kind = "RETRYING" if retryable else "UNDELIVERABLE"
         event = history_event(message, now, kind, **where, error_message=exc.message)
         return ProviderCall(updated, event, exc)
-    entry |= {"status": routing.SENT, **dict(result.response)}
+    entry |= {"status": routing.SENT, "response": dict(result.response)}
     sent = replace(
         message,
         status="SENT",

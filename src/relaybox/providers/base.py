@@ -31,6 +31,10 @@ class RenderedMessage:
     template: str | None = None
     #: Channel-specific rendered parts (``templates.render.RenderedContent.parts``).
     parts: Mapping[str, Any] = field(default_factory=dict)
+    #: The send's channel and provider ``override`` objects merged (Courier's provider
+    #: overrides); each provider applies the keys it understands (webhook: ``body``,
+    #: ``headers``).
+    override: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -208,17 +208,24 @@ class SmtpProvider:
         to = message.to.get("email")
         if not isinstance(to, str) or not to.strip():
             raise PermanentDeliveryError("message has no recipient email address (to.email)")
+        # A send's override (``providers.smtp.override.body``) replaces rendered parts.
+        body = message.override.get("body")
+        body = body if isinstance(body, Mapping) else {}
+        subject, text, html = (
+            body[k] if isinstance(body.get(k), str) else getattr(message, k)
+            for k in ("subject", "text", "html")
+        )
         email = EmailMessage()
         try:
             email["From"] = self.settings.from_address
             email["To"] = to.strip()
-            email["Subject"] = message.subject or ""
+            email["Subject"] = subject or ""
             email["Date"] = formatdate(usegmt=True)
             email["Message-ID"] = message_id_for(message.idempotency_key)
             email["X-Relaybox-Message-Id"] = message.message_id
-            email.set_content(message.text or "")
-            if message.html:
-                email.add_alternative(message.html, subtype="html")
+            email.set_content(text or "")
+            if html:
+                email.add_alternative(html, subtype="html")
         except (ValueError, TypeError) as exc:
             # Header injection attempts (CR/LF in subject or address) and malformed addresses.
             raise PermanentDeliveryError(f"cannot build email: {exc}") from exc

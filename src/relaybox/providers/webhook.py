@@ -9,6 +9,10 @@ Request body::
     {"message_id", "recipient", "template", "channel": "webhook",
      "subject", "text", "html", "data", "profile"}
 
+A send's ``override`` (``providers.webhook.override`` or ``channels.webhook.override``)
+may carry ``body`` (merged deeply into that JSON) and ``headers`` (added, with the same
+restrictions as the configured ones).
+
 Request headers:
 
 ``Content-Type: application/json``
@@ -40,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from relaybox.domain.merge import deep_merge
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
@@ -230,14 +235,21 @@ class WebhookProvider:
         if message.parts.get("payload") is not None:
             # The rendered elements as JSON ({title, body, elements}), from the renderer.
             payload["content"] = message.parts["payload"]
+        body = message.override.get("body")
+        if isinstance(body, Mapping):
+            # A send's override (``providers.webhook.override.body``) reshapes the payload.
+            payload = deep_merge(payload, body)
         return json.dumps(
             payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
         ).encode("utf-8")
 
-    def build_headers(self, idempotency_key: str, body: bytes) -> dict[str, str]:
-        """Configured headers plus Content-Type, Idempotency-Key and the signature."""
+    def build_headers(
+        self, idempotency_key: str, body: bytes, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Configured (and ``extra``) headers plus Content-Type, Idempotency-Key, signature."""
         headers = {
             **self.settings.headers,
+            **(extra or {}),
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key,
         }
@@ -245,14 +257,16 @@ class WebhookProvider:
             headers[SIGNATURE_HEADER] = sign(self.settings.secret, int(self._clock()), body)
         return headers
 
-    async def _exchange(self, body: bytes, idempotency_key: str) -> OutboundResponse:
+    async def _exchange(
+        self, body: bytes, idempotency_key: str, extra: Mapping[str, str] | None
+    ) -> OutboundResponse:
         url = self.settings.url
         try:
             return await self._guard.request(
                 self._client,
                 self.settings.method,
                 url,
-                headers=self.build_headers(idempotency_key, body),
+                headers=self.build_headers(idempotency_key, body, extra),
                 content=body,
                 time_limit=self.settings.timeout,
                 max_response_bytes=MAX_RESPONSE_BYTES,
@@ -271,14 +285,20 @@ class WebhookProvider:
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         """POST/PUT ``message``; see the module docstring for the status mapping."""
-        return await self.post(self.build_body(message), message.idempotency_key)
+        try:
+            extra = _parse_headers(message.override.get("headers"))
+        except ValidationError as exc:
+            raise PermanentDeliveryError(f"override: {exc.message}") from exc
+        return await self.post(self.build_body(message), message.idempotency_key, extra)
 
-    async def post(self, body: bytes, idempotency_key: str) -> DeliveryResult:
+    async def post(
+        self, body: bytes, idempotency_key: str, extra: Mapping[str, str] | None = None
+    ) -> DeliveryResult:
         """Send ``body`` (signed when a secret is set) through the outbound guard.
 
         Also used for delivery-event webhooks, whose bodies are not rendered messages.
         """
-        resp = await self._exchange(body, idempotency_key)
+        resp = await self._exchange(body, idempotency_key, extra)
         status = resp.status_code
         response: dict[str, object] = {
             "status": status,

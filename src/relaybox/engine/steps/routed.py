@@ -1,11 +1,16 @@
-"""The ``send`` step that carries a full Courier ``message``: routing with failover.
+"""Every ``send`` step's pipeline: template → preferences → profile → route → render → provider.
+
+The route (``domain.routing``) is a tree of ``single`` (failover in order) and ``all`` parts
+built from the message's ``routing``, ``channels`` and ``providers``, leaving out channels and
+providers whose ``if`` is false. Which provider to try next is derived from the attempts
+recorded on the message, so resuming after a backoff or a crash continues the same sequence.
 
 Each provider attempt is committed (``checkpoint``) before the call, so a crash mid-call is
-known to the next worker. Which provider to try next is derived from the attempts recorded on
-the message (``domain.routing``), so resuming after a backoff or a crash continues the same
-failover sequence. A retryable failure on a provider that should be retried ends this
-execution with a retryable ``StepFailed``: the run is released with a due time (backoff,
-honouring Retry-After) instead of sleeping in a coroutine.
+known to the next worker. A retryable failure on a provider that should be retried ends this
+execution with a retryable ``StepFailed`` carrying the time of the next try (backoff,
+honouring Retry-After, never past the message's deadline): the run is released with that due
+time instead of sleeping in a coroutine. A message not delivered by its deadline (``expiry``
+or the message timeout) ends UNDELIVERABLE.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from relaybox.domain import preferences, routing, send
+from relaybox.domain import delivery, preferences, routing, send
+from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.engine.messaging import Messenger, call_provider, history_event
 from relaybox.engine.providers import Configured
 from relaybox.engine.steps.base import Checkpoint, StepResult
-from relaybox.errors import DeliveryError, RetryableDeliveryError, ValidationError
+from relaybox.errors import ValidationError
 from relaybox.providers.base import RenderedMessage
 from relaybox.storage.base import Message, MessageEvent
 from relaybox.templates import render
@@ -41,15 +48,31 @@ class Outgoing:
     idempotency_key: str | None = None
 
 
-class RoutedSend:
-    def __init__(self, *, messenger: Messenger) -> None:
-        self._messenger = messenger
+@dataclass
+class _Send:
+    """One execution's working state."""
 
-    async def _template(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Inline content as a template, else the published template (None: unknown)."""
-        if spec.get("content") is not None:
-            return {"content": dict(spec["content"])}
-        return await self._messenger.template_for(ws, spec.get("template"))
+    run: Run
+    index: int
+    now: float
+    spec: Mapping[str, Any]
+    message: Message
+    events: list[MessageEvent]
+    deadline: delivery.Deadline
+
+
+class RoutedSend:
+    def __init__(
+        self,
+        *,
+        messenger: Messenger,
+        sandbox: Sandbox | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._messenger = messenger
+        self._sandbox = sandbox
+        #: Backoff between tries of one provider (the engine's policy bounds the executions).
+        self._policy = policy or RetryPolicy()
 
     async def execute(
         self,
@@ -61,13 +84,15 @@ class RoutedSend:
         *,
         message_id: str,
         previous: Message | None,
+        events: list[MessageEvent] | None = None,
     ) -> StepResult:
+        """``events``: history already due for ``previous`` (a resolved interrupted call)."""
         spec = outgoing.message
         to: Mapping[str, Any] = spec.get("to") or {}
         # Template data: the run's (automation steps), then the recipient's, then the message's.
         data = {**outgoing.data, **(to.get("data") or {}), **(spec.get("data") or {})}
         base = previous or _new_message(run, message_id, outgoing, now)
-        events: list[MessageEvent] = []
+        events = list(events or [])
         if previous is None:
             events.append(
                 history_event(
@@ -79,14 +104,25 @@ class RoutedSend:
                     profile=dict(outgoing.profile) or None,
                 )
             )
+        try:
+            delivery.check(spec)
+            ends = delivery.deadline(spec, base.enqueued_at)
+        except ValidationError as exc:
+            return _fail(index, base, events, now, "UNDELIVERABLE", "FAILED", exc.message)
+        state = _Send(run, index, now, spec, base, events, ends)
+        earlier = _attempts(base.providers)
+        if now >= ends.at:
+            return _expired(state, earlier)
         ws = run.workspace_id
         template = await self._template(ws, spec)
+        if template is None and routing.delivered(earlier):
+            # Delivered before the template went away: that stands.
+            return _settled(state, earlier)
         if template is None:
             why = f'Notification template "{spec.get("template")}" not found or not published'
-            if not spec.get("template"):
+            if not spec.get("template") and spec.get("content") is None:
                 why = "No template given: set template on the step or on the invoke request"
             return _fail(index, base, events, now, "UNMAPPED", None, why)
-        content = dict(template.get("content") or {})
         user_id = to.get("user_id")
         topic = await self._messenger.opted_out_topic(ws, user_id, template)
         if topic is not None:
@@ -97,135 +133,257 @@ class RoutedSend:
             ws, user_id, {**outgoing.profile, **send.supplied_profile(to)}
         )
         configured = {c.config.id: c for c in await self._messenger.providers_for(ws)}
-        route = spec.get("routing") or send.DEFAULT_ROUTING
-        groups = routing.build_groups(
-            method=str(route.get("method") or "single"),
-            entries=list(route.get("channels") or []),
+        scope = {**run.context.scope(), "data": data, "profile": profile, "recipient": user_id}
+        skipped, broken = await self._conditions(spec, scope, now)
+        route = routing.build_route(
+            spec.get("routing") or send.DEFAULT_ROUTING,
             configured=[_candidate(c, profile) for c in configured.values()],
             profile=profile,
-            channel_providers={
-                name: ch.get("providers") or [] for name, ch in (spec.get("channels") or {}).items()
-            },
+            channels=spec.get("channels") or {},
+            excluded_channels=skipped["channels"],
+            excluded_providers=skipped["providers"],
         )
-        if not groups:
+        if route is None and routing.delivered(earlier):
+            # Delivered on a provider that has since gone (or is now excluded): that stands.
+            return _settled(state, earlier)
+        if route is None:
             why = "No channel with both a configured provider and an address in the profile"
+            if broken:
+                why += "; conditions that failed: " + "; ".join(broken)
             return _fail(index, base, events, now, "UNROUTABLE", "NO_CHANNELS", why)
-        attempts = _attempts(base.providers)
+        content = dict(template.get("content") or {})
         brand = await self._messenger.brand_for(ws, spec.get("brand_id"), template)
-        message = base
-        tried: dict[str, DeliveryError] = {}
-        step = replace(run.steps[index], message_id=message_id)
-        while (pick := routing.next_candidate(groups, attempts)) is not None:
-            if pick.integration in tried:
-                # It just failed retryably and has tries left: back off before retrying.
-                exc = tried[pick.integration]
-                failed = StepFailed(
-                    index,
-                    exc.message,
-                    retryable=True,
-                    retry_after=exc.retry_after,
-                    message_id=message_id,
-                )
-                return StepResult(failed, [message], events)
-            chosen = configured[pick.integration]
+        context = _Context(content, data, profile, to, configured, route, brand)
+        return await self._deliver(state, context, checkpoint)
+
+    async def _template(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Inline content as a template, else the published template (None: unknown)."""
+        if spec.get("content") is not None:
+            return {"content": dict(spec["content"])}
+        return await self._messenger.template_for(ws, spec.get("template"))
+
+    async def _conditions(
+        self, spec: Mapping[str, Any], scope: Mapping[str, Any], now: float
+    ) -> tuple[dict[str, set[str]], list[str]]:
+        """Channels and providers whose ``if`` is false (or fails), and the failures."""
+        skipped: dict[str, set[str]] = {"channels": set(), "providers": set()}
+        broken: list[str] = []
+        for kind in ("channels", "providers"):
+            for name, rule in (spec.get(kind) or {}).items():
+                condition = rule.get("if") if isinstance(rule, Mapping) else None
+                if not isinstance(condition, str):
+                    continue
+                if self._sandbox is None:
+                    self._sandbox = Sandbox()
+                try:
+                    holds = await self._sandbox.holds(condition, scope, now)
+                except ExpressionError as exc:
+                    # A condition that cannot be evaluated does not hold: sending on a channel
+                    # the author meant to guard would be worse than not sending.
+                    broken.append(f"{kind}.{name}.if: {exc.message}")
+                    holds = False
+                if not holds:
+                    skipped[kind].add(name)
+        return skipped, broken
+
+    async def _deliver(self, state: _Send, ctx: _Context, checkpoint: Checkpoint) -> StepResult:
+        limits = delivery.limits(state.spec, ctx.route)
+        attempts = _attempts(state.message.providers)
+        waiting: dict[str, float] = {}
+        step = replace(state.run.steps[state.index], message_id=state.message.id)
+        now = state.now
+        while True:
+            found = routing.next_step(ctx.route, attempts, now=now, limits=limits, waiting=waiting)
+            pick = found.candidate
+            if pick is None:
+                break
             try:
                 out = render.render(
-                    content,
+                    ctx.content,
                     channel=pick.channel,
-                    variables=_variables(spec, data, profile, to),
-                    brand=brand,
+                    variables=ctx.variables(state.spec),
+                    brand=ctx.brand,
                 )
             except ValidationError as exc:
                 why = f"Template could not be rendered: {exc.message}"
-                return _fail(index, message, events, now, "UNDELIVERABLE", "FAILED", why)
-            attempt = replace(
-                message,
-                status="ROUTED",
-                channel=pick.channel,
-                provider=pick.provider,
-                attempts=message.attempts + 1,
-                attempt_state="in_flight",
-                updated_at=now,
-                content={
-                    **message.content,
-                    pick.channel: {
-                        "subject": out.subject,
-                        "text": out.text,
-                        "html": out.html,
-                        "channel_id": pick.integration,
-                    },
-                },
-            )
-            events.append(
-                history_event(
-                    message,
-                    now,
-                    "ROUTED",
-                    channel=pick.channel,
-                    provider=pick.provider,
-                    integration=pick.integration,
-                    attempt=attempt.attempts,
-                ),
-            )
-            # The full output (HTML included) is kept once, on the message; the history
-            # event records what a reader scans for.
-            events.append(
-                history_event(
-                    message,
-                    now,
-                    "RENDERED",
-                    channel=pick.channel,
-                    provider=pick.provider,
-                    output={"subject": out.subject, "text": out.text},
+                return _fail(
+                    state.index, state.message, state.events, now, "UNDELIVERABLE", "FAILED", why
                 )
-            )
-            if spec.get("simulated"):
+            attempt = _attempt(state, pick, out, now)
+            if state.spec.get("simulated"):
                 # A test-environment send: routed and rendered, never handed to a provider.
-                message, event = _simulate(attempt, pick, now)
-                events.append(event)
-                attempts.append(routing.Attempt(pick.integration, routing.SENT))
+                state.message, event = _simulate(attempt, pick, now)
+                state.events.append(event)
+                attempts.append(routing.Attempt(pick.integration, routing.SENT, now))
                 continue
             # On disk before the provider sees it: see the module docstring.
-            await checkpoint(run.with_step(step), [attempt], events)
-            events = []
-            rendered = RenderedMessage(
-                message_id=message.id,
-                idempotency_key=_provider_key(message, pick, groups),
-                channel=pick.channel,
-                to=_address(pick.channel, profile),
-                subject=out.subject,
-                text=out.text,
-                html=out.html,
-                parts=out.parts,
-                profile=profile,
-                data=data,
-                recipient=message.recipient,
-                template=spec.get("template"),
+            await checkpoint(state.run.with_step(step), [attempt], state.events)
+            state.events = []
+            rendered = ctx.rendered(state, attempt, pick, out)
+            where = {"provider": pick.provider, "integration": pick.integration}
+            call = await call_provider(
+                ctx.configured[pick.integration].provider,
+                rendered,
+                attempt,
+                now,
+                {**where, "channel": pick.channel},
+                time_limit=limits.provider_seconds.get(pick.integration),
             )
-            where = {
-                "provider": pick.provider,
-                "integration": pick.integration,
-                "channel": pick.channel,
-            }
-            call = await call_provider(chosen.provider, rendered, attempt, now, where)
-            message, outcome = call.message, call.error
-            events.append(call.event)
-            if isinstance(outcome, DeliveryError):
-                tried[pick.integration] = outcome
-                kind = (
-                    routing.RETRYABLE
-                    if isinstance(outcome, RetryableDeliveryError)
-                    else routing.FAILED
+            outcome = str(call.message.providers[-1]["status"])
+            attempts.append(routing.Attempt(pick.integration, outcome, now))
+            event = call.event
+            if outcome == routing.RETRYABLE and not routing.exhausted(
+                pick, attempts, now=now, limits=limits
+            ):
+                tries = sum(
+                    a.integration == pick.integration and a.outcome == routing.RETRYABLE
+                    for a in attempts
                 )
-            else:
-                kind = routing.SENT
-            attempts.append(routing.Attempt(pick.integration, kind))
-        if routing.delivered(attempts):
-            return StepResult(StepSucceeded(index, message_id=message_id), [message], events)
-        why, errors = _why(message)
-        # The step's error is the provider's own when only one was tried.
-        alone = next(iter(errors.values())) if len(errors) == 1 else why
-        return _fail(index, message, events, now, "UNDELIVERABLE", "PROVIDER_ERROR", why, alone)
+                retry_after = call.error.retry_after if call.error else None
+                # From the end of the call: the backoff is the quiet time the provider gets.
+                wait = self._policy.backoff(tries, retry_after)
+                at = min(self._messenger.now() + wait, state.deadline.at)
+                waiting[pick.integration] = at
+                # Epoch milliseconds, like the history's ``ts``.
+                event = replace(event, detail={**event.detail, "next_attempt_at": _ms(at)})
+            state.events.append(event)
+            state.message = call.message
+        if found.state == routing.PENDING:
+            # Everything left is waiting out a backoff: come back at the earliest retry.
+            failed = StepFailed(
+                state.index,
+                state.message.error or "delivery failed",
+                retryable=True,
+                message_id=state.message.id,
+                retry_at=min(waiting.values()),
+            )
+            return StepResult(failed, [state.message], state.events)
+        return _settled(state, attempts)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every attempt of one execution shares."""
+
+    content: dict[str, Any]
+    data: dict[str, Any]
+    profile: dict[str, Any]
+    to: Mapping[str, Any]
+    configured: dict[str, Configured]
+    route: routing.Group
+    brand: dict[str, Any] | None
+
+    def variables(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            **self.data,
+            "data": self.data,
+            "profile": self.profile,
+            "recipient": send.recipient_id(self.to),
+            "brand": spec.get("brand_id"),
+        }
+
+    def rendered(
+        self, state: _Send, attempt: Message, pick: routing.Candidate, out: render.RenderedContent
+    ) -> RenderedMessage:
+        return RenderedMessage(
+            message_id=attempt.id,
+            idempotency_key=_provider_key(attempt, pick, self.route),
+            channel=pick.channel,
+            to=_address(pick.channel, self.profile),
+            subject=out.subject,
+            text=out.text,
+            html=out.html,
+            parts=out.parts,
+            profile=self.profile,
+            data=self.data,
+            recipient=attempt.recipient,
+            template=state.spec.get("template"),
+            override=delivery.overrides(state.spec, pick),
+        )
+
+
+def _attempt(
+    state: _Send, pick: routing.Candidate, out: render.RenderedContent, now: float
+) -> Message:
+    """The message with this attempt in flight, and its ROUTED / RENDERED history."""
+    message = state.message
+    attempt = replace(
+        message,
+        status="ROUTED",
+        channel=pick.channel,
+        provider=pick.provider,
+        attempts=message.attempts + 1,
+        attempt_state="in_flight",
+        updated_at=now,
+        content={
+            **message.content,
+            pick.channel: {
+                "subject": out.subject,
+                "text": out.text,
+                "html": out.html,
+                "channel_id": pick.integration,
+            },
+        },
+    )
+    where = {"channel": pick.channel, "provider": pick.provider}
+    state.events.append(
+        history_event(
+            message,
+            now,
+            "ROUTED",
+            **where,
+            integration=pick.integration,
+            attempt=attempt.attempts,
+        )
+    )
+    # The full output (HTML included) is kept once, on the message; the history event
+    # records what a reader scans for.
+    state.events.append(
+        history_event(
+            message, now, "RENDERED", **where, output={"subject": out.subject, "text": out.text}
+        )
+    )
+    return attempt
+
+
+def _settled(state: _Send, attempts: list[routing.Attempt]) -> StepResult:
+    """The route is settled: delivered somewhere, or every provider failed."""
+    message = state.message
+    if routing.delivered(attempts):
+        if message.status not in ("SENT", "SIMULATED"):
+            # ``all``: a later part failed after an earlier one delivered.
+            message = replace(message, status="SENT", attempt_state=None)
+        done = StepSucceeded(state.index, message_id=message.id)
+        return StepResult(done, [message], state.events)
+    why, errors = _why(message)
+    # The step's error is the provider's own when only one was tried.
+    alone = next(iter(errors.values())) if len(errors) == 1 else why
+    return _fail(
+        state.index,
+        message,
+        state.events,
+        state.now,
+        "UNDELIVERABLE",
+        "PROVIDER_ERROR",
+        why,
+        alone,
+    )
+
+
+def _expired(state: _Send, attempts: list[routing.Attempt]) -> StepResult:
+    """The deadline passed: what was delivered stands, the rest is given up."""
+    if routing.delivered(attempts):
+        return _settled(state, attempts)
+    what = "expiry" if state.deadline.reason == delivery.EXPIRED else "message timeout"
+    why = f"Not delivered before its {what} ({_ms(state.deadline.at)})"
+    if state.message.error:
+        why += f"; last error: {state.message.error}"
+    reason = state.deadline.reason
+    return _fail(state.index, state.message, state.events, state.now, "UNDELIVERABLE", reason, why)
+
+
+def _ms(at: float) -> int:
+    return round(at * 1000)
 
 
 def _why(message: Message) -> tuple[str, dict[str, str]]:
@@ -283,25 +441,25 @@ def _fail(
     )
     # Courier's history items: UNDELIVERABLE carries error_message, UNMAPPED/UNROUTABLE reason.
     detail = {"error_message": why} if status == "UNDELIVERABLE" else {"reason": why}
+    if status == "UNDELIVERABLE" and reason in (delivery.EXPIRED, delivery.TIMED_OUT):
+        detail["reason"] = reason
     event = history_event(message, now, status, **detail)
     result = StepFailed(index, step_error or why, retryable=False, message_id=message.id)
     return StepResult(result, [failed], [*events, event])
 
 
-def _provider_key(
-    message: Message, pick: routing.Candidate, groups: list[list[routing.Candidate]]
-) -> str:
+def _provider_key(message: Message, pick: routing.Candidate, route: routing.Group) -> str:
     """The idempotency key ``pick`` receives: stable per (message, provider).
 
     The route's first provider gets the message's own key, so a plain send carries exactly
-    that key (``<run>/<step>`` for an automation step, or the user's ``idempotency_key``);
-    any other provider gets it suffixed with its configuration id, so two integrations that
-    share a downstream (two webhooks to one receiver) are not deduplicated against each other.
+    that key (``<run>/<step>`` for an automation step, or one derived from the step's
+    ``idempotency_key``); any other provider gets it suffixed with its configuration id, so
+    two integrations that share a downstream (two webhooks to one receiver) are not
+    deduplicated against each other.
     """
     key = message.idempotency_key or message.id
-    if groups and groups[0] and groups[0][0].integration == pick.integration:
-        return key
-    return f"{key}/{pick.integration}"
+    first = routing.candidates(route)[0]
+    return key if first.integration == pick.integration else f"{key}/{pick.integration}"
 
 
 def _filtered(
@@ -351,28 +509,21 @@ def _candidate(configured: Configured, profile: Mapping[str, Any]) -> routing.Ca
 
 
 def _attempts(providers: list[dict[str, Any]]) -> list[routing.Attempt]:
-    return [
-        routing.Attempt(str(p["integration"]), str(p["status"]))
-        for p in providers
-        if p.get("integration") and p.get("status")
-    ]
-
-
-def _variables(
-    spec: Mapping[str, Any],
-    data: dict[str, Any],
-    profile: Mapping[str, Any],
-    to: Mapping[str, Any],
-) -> dict[str, Any]:
-    return {
-        **data,
-        "data": data,
-        "profile": profile,
-        "recipient": send.recipient_id(to),
-        "brand": spec.get("brand_id"),
-    }
+    """The attempts recorded on a message (a simulated delivery counts as delivered)."""
+    found = []
+    for p in providers:
+        if not p.get("integration") or not p.get("status"):
+            continue
+        outcome = routing.SENT if p["status"] == "SIMULATED" else str(p["status"])
+        at = p.get("ts")
+        found.append(
+            routing.Attempt(
+                str(p["integration"]), outcome, float(at) if isinstance(at, int | float) else None
+            )
+        )
+    return found
 
 
 def _address(channel: str, profile: Mapping[str, Any]) -> dict[str, Any]:
-    field = routing.ADDRESS_FIELDS.get(channel)
-    return {} if field is None else {field: profile.get(field)}
+    field_name = routing.ADDRESS_FIELDS.get(channel)
+    return {} if field_name is None else {field_name: profile.get(field_name)}
