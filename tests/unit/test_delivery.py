@@ -40,11 +40,18 @@ def test_expires_in_is_milliseconds_or_a_duration(
 
 
 def test_expires_at_is_an_instant_and_the_earlier_end_wins() -> None:
-    """expires_at (ISO with zone, or epoch ms) is absolute; the timeout wins when earlier."""
+    """expires_at (ISO with zone, or epoch ms) is absolute; the timeout (from the first
+    attempt) wins when earlier; the expiry counts from the request even after a delay."""
     at = delivery.deadline({"expiry": {"expires_at": "2023-11-14T22:14:00Z"}}, ENQUEUED)
     assert at == delivery.Deadline(1_700_000_040.0, delivery.EXPIRED)
     epoch = delivery.deadline({"expiry": {"expires_at": (ENQUEUED + 5) * 1000}}, ENQUEUED)
     assert epoch.at == ENQUEUED + 5
+    started = delivery.deadline({"timeout": {"message": 1000}}, ENQUEUED, ENQUEUED + 3600)
+    assert started == delivery.Deadline(ENQUEUED + 3601, delivery.TIMED_OUT)
+    delayed = {"expiry": {"expires_in": 5000}, "timeout": {"message": 1000}}
+    assert delivery.deadline(delayed, ENQUEUED, ENQUEUED + 3600) == delivery.Deadline(
+        ENQUEUED + 5, delivery.EXPIRED
+    )
     later = {"expiry": {"expires_in": "P10D"}, "timeout": {"message": 1000}}
     assert delivery.deadline(later, ENQUEUED) == delivery.Deadline(ENQUEUED + 1, delivery.TIMED_OUT)
 

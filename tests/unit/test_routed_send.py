@@ -75,11 +75,13 @@ class World:
         fake.clock = self.clock
         return fake
 
-    async def send(self, message: dict[str, Any], message_id: str | None = None) -> Run:
+    async def send(
+        self, message: dict[str, Any], message_id: str | None = None, run_id: str = "run_1"
+    ) -> Run:
         """Create a one-step run sending ``message`` (as POST /send does) and process it."""
         steps = ({"action": "send", "message": message},)
         run = Run(
-            id="run_1",
+            id=run_id,
             workspace_id=WS,
             steps_def=steps,
             steps=(replace(new_steps(steps)[0], message_id=message_id),),
@@ -212,25 +214,32 @@ async def test_expiry_pulls_the_retry_in_and_ends_undeliverable(world: World) ->
     assert (await world.events(message))[-1]["reason"] == "EXPIRED"
 
 
-async def test_message_timeout_gives_up_a_delayed_start(world: World) -> None:
-    """A message first executed after its message timeout (e.g. delayed) is not sent at all."""
-    queued = Message(
-        workspace_id=WS,
-        id="msg_late",
-        status="DELAYED",
-        enqueued_at=NOW,
-        updated_at=NOW,
-        recipient="user_ada",
-        run_id="run_1",
-        idempotency_key="msg_late",
-    )
-    await world.store.save_message(queued)
+async def test_delay_counts_against_expiry_but_not_the_message_timeout(world: World) -> None:
+    """Executed 5 s after the request: a 4 s message timeout has not started yet (it bounds
+    the sending), a 4 s expiry has passed (the message is stale)."""
+    for message_id in ("msg_timeout", "msg_expiry"):
+        queued = Message(
+            workspace_id=WS,
+            id=message_id,
+            status="DELAYED",
+            enqueued_at=NOW,
+            updated_at=NOW,
+            recipient="user_ada",
+            run_id="run_1",
+            idempotency_key=message_id,
+        )
+        await world.store.save_message(queued)
     world.clock.advance(5)
-    run = await world.send(webhook_only(timeout={"message": 4000}), message_id="msg_late")
-    assert run.status is RunStatus.ERROR
-    message = await world.message(run)
-    assert (message.status, message.reason) == ("UNDELIVERABLE", "TIMEOUT")
-    assert world.fakes["a"].calls == []
+    sent = await world.send(webhook_only(timeout={"message": 4000}), message_id="msg_timeout")
+    assert sent.status is RunStatus.PROCESSED
+    assert len(world.fakes["a"].calls) == 1
+    stale = await world.send(
+        webhook_only(expiry={"expires_in": 4000}), message_id="msg_expiry", run_id="run_2"
+    )
+    assert stale.status is RunStatus.ERROR
+    message = await world.message(stale)
+    assert (message.status, message.reason) == ("UNDELIVERABLE", "EXPIRED")
+    assert len(world.fakes["a"].calls) == 1
 
 
 async def test_channel_timeout_abandons_the_channel(world: World) -> None:

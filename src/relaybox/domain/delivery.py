@@ -222,11 +222,20 @@ class Deadline:
     reason: str
 
 
-def deadline(message: Mapping[str, Any], enqueued_at: float) -> Deadline:
-    """When an undelivered message is given up: the earlier of its expiry and its timeout."""
+def deadline(
+    message: Mapping[str, Any], enqueued_at: float, started_at: float | None = None
+) -> Deadline:
+    """When an undelivered message is given up: the earlier of its expiry and its timeout.
+
+    The expiry counts from the request (``enqueued_at``): a message that waited out a delay
+    past it is stale. The message timeout bounds the sending itself, so it counts from the
+    first attempt (``started_at``, default ``enqueued_at``) — a send delayed for a week is not
+    timed out by the 72 h default before it starts (the reference is silent; inferred).
+    """
     timeout = message.get("timeout") or {}
     seconds = _ms(timeout.get("message"), "message.timeout.message")
-    found = Deadline(enqueued_at + (seconds or DEFAULT_MESSAGE_MS / 1000.0), TIMED_OUT)
+    start = enqueued_at if started_at is None else started_at
+    found = Deadline(start + (seconds or DEFAULT_MESSAGE_MS / 1000.0), TIMED_OUT)
     expiry = message.get("expiry") or {}
     ends: list[float] = []
     if expiry.get("expires_in") is not None:

@@ -106,7 +106,7 @@ class RoutedSend:
             )
         try:
             delivery.check(spec)
-            ends = delivery.deadline(spec, base.enqueued_at)
+            ends = delivery.deadline(spec, base.enqueued_at, _started(base, now))
         except ValidationError as exc:
             return _fail(index, base, events, now, "UNDELIVERABLE", "FAILED", exc.message)
         state = _Send(run, index, now, spec, base, events, ends)
@@ -380,6 +380,12 @@ def _expired(state: _Send, attempts: list[routing.Attempt]) -> StepResult:
         why += f"; last error: {state.message.error}"
     reason = state.deadline.reason
     return _fail(state.index, state.message, state.events, state.now, "UNDELIVERABLE", reason, why)
+
+
+def _started(message: Message, now: float) -> float:
+    """When sending began: the first recorded attempt, else now (this is the first)."""
+    times = [float(p["ts"]) for p in message.providers if isinstance(p.get("ts"), int | float)]
+    return min(times, default=now)
 
 
 def _ms(at: float) -> int:
