@@ -142,7 +142,10 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     catalog = registry.Catalog(box)
     factory = functools.partial(catalog.build, http_client=http, guard=guard, inbox_store=store)
     pool = ProviderPool(store=store, factory=factory, clock=clock)
-    messenger = Messenger(store=store, providers=pool, clock=clock)
+    direct = functools.partial(
+        catalog.build_direct, http_client=http, guard=guard, slack_api_base=settings.slack_api_base
+    )
+    messenger = Messenger(store=store, providers=pool, clock=clock, direct=direct)
     engine = None
     timers = None
     sandbox = Sandbox()
@@ -193,7 +196,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
         audiences=AudienceService(store=store, clock=clock),
         preferences=PreferenceService(store=store, clock=clock),
         messages=MessageService(store=store, clock=clock),
-        sending=SendService(store=store, clock=clock, engine=engine),
+        sending=SendService(store=store, clock=clock, engine=engine, seal=box.seal),
         brands=BrandService(
             store=store,
             clock=clock,

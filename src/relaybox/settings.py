@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     #: Hosts, IPs or CIDRs that outbound HTTP (webhooks, fetch-data) may reach even though
     #: they are private or loopback, e.g. "127.0.0.1,10.0.0.0/8".
     outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The Slack Web API that direct Slack recipients (``to: {"slack": {...}}``) are sent
+    #: through; tests point it at a local fake.
+    slack_api_base: str = "https://slack.com/api"
     #: Apply pending database migrations when a process starts.
     migrate: bool = True
     lease_seconds: float = 60.0

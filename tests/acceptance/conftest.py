@@ -61,11 +61,11 @@ def backend() -> str:
 @pytest.fixture(scope="session")
 def start_server(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Callable[[str], RelayboxServer]]:
+) -> Iterator[Callable[..., RelayboxServer]]:
     """Start ``relaybox serve`` processes with their own databases; stops them all at the end."""
     started: list[RelayboxServer] = []
 
-    def start(name: str) -> RelayboxServer:
+    def start(name: str, env: dict[str, str] | None = None) -> RelayboxServer:
         directory = tmp_path_factory.mktemp(name)
         database_url = None
         if backend() == "postgres":
@@ -75,6 +75,7 @@ def start_server(
             api_key="rbx_test_" + secrets.token_urlsafe(16),
             log_path=Path(directory) / "server.log",
             database_url=database_url,
+            extra_env=env,
         )
         started.append(server)
         server.start()

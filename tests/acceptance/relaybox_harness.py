@@ -300,12 +300,20 @@ class RelayboxServer:
     """
 
     def __init__(
-        self, *, db_path: Path, api_key: str, log_path: Path, database_url: str | None = None
+        self,
+        *,
+        db_path: Path,
+        api_key: str,
+        log_path: Path,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.db_path = db_path
         self.api_key = api_key
         self.log_path = log_path
         self._database_url = database_url
+        #: More ``RELAYBOX_*`` settings for this server (e.g. a fake service's base URL).
+        self.extra_env = dict(extra_env or {})
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -333,6 +341,7 @@ class RelayboxServer:
             RELAYBOX_LEASE_SECONDS="3",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, *, port: int | None = None, timeout: float = 20.0) -> None:

@@ -9,8 +9,10 @@ import pytest
 
 from relaybox.domain.send import (
     DEFAULT_ROUTING,
+    direct,
     parse,
     recipient_id,
+    seal_direct,
     send_at,
     supplied_profile,
 )
@@ -60,8 +62,18 @@ def test_channels_are_normalised() -> None:
     ("message", "needle"),
     [
         ({"to": {"audience_id": "a", "filters": []}}, "message.to.filters"),
-        ({"to": {"slack": {"access_token": "t"}}}, "slack recipients are not supported"),
-        ({"to": {"webhook": {"url": "https://x.y"}}}, "webhook recipients are not supported"),
+        ({"to": {"slack": {"access_token": "t"}}}, "message.to.slack: Provide exactly one"),
+        ({"to": {"slack": {"channel": "C1"}}}, "message.to.slack.access_token"),
+        ({"to": {"webhook": {"url": "ftp://x.y"}}}, "message.to.webhook.url"),
+        ({"to": {"webhook": {"url": "https://x.y", "method": "GET"}}}, "webhook.method"),
+        ({"to": {"webhook": {"url": "https://x.y", "headers": {"A": 1}}}}, "webhook.headers"),
+        (
+            {"to": {"webhook": {"url": "https://x.y", "authentication": {"mode": "basic"}}}},
+            "message.to.webhook.authentication.username",
+        ),
+        ({"to": [{"webhook": {"url": "https://x.y"}, "slack": {}}]}, "Provide one of webhook"),
+        ({"to": {"ms_teams": {"user_id": "u"}}}, "message.to.ms_teams: Microsoft Teams"),
+        ({"to": {"pagerduty": {"routing_key": "k"}}}, "message.to.pagerduty: PagerDuty"),
         ({"to": {"list_id": "l", "filters": []}}, "message.to.filters"),
         ({"to": [{"list_id": "l", "list_pattern": "l.*"}]}, "message.to[0]: Provide one of"),
         ({"to": {"list_pattern": "a..b"}}, "message.to.list_pattern"),
@@ -143,3 +155,38 @@ def test_a_window_delay_is_computed_per_recipient_zone() -> None:
     assert send_at(zoned, {"timezone": "UTC-5"}, {}, now) == monday_9_utc - 3600
     assert send_at(None, {}, {}, now) is None
     assert send_at(parse(body(delay={"duration": 1000}), now).delay, {}, {}, now) == now + 1
+
+
+def test_direct_recipients_become_messages_of_their_own() -> None:
+    """Webhook and Slack recipients are accepted beside user recipients, one message each."""
+    hook = {"url": "https://user:pw@hooks.example/in?k=1", "authentication": {"mode": "none"}}
+    slack = {"access_token": "xoxb-1", "email": "a@b.c"}
+    plan = parse(body(to=[{"user_id": "u"}, {"webhook": hook}, {"slack": slack}]), NOW)
+    assert [m["to"] for m in plan.messages] == [
+        {"user_id": "u"},
+        {"webhook": hook},
+        {"slack": slack},
+    ]
+    assert direct({"user_id": "u"}) is None
+    assert direct({"webhook": hook}) == ("webhook", hook)
+    # Shown as the recipient: the URL without its credentials or query; the Slack target.
+    assert recipient_id({"webhook": hook}) == "https://hooks.example/in"
+    assert recipient_id({"slack": slack}) == "a@b.c"
+    # The Slack target is the recipient's slack profile; its token stays out of it.
+    assert supplied_profile({"slack": slack}) == {"slack": {"email": "a@b.c"}}
+
+
+def test_seal_direct_passes_only_credentials_through_the_sealer() -> None:
+    hook = {"url": "https://x.y", "headers": {"X-Key": "k"}, "authentication": {"mode": "none"}}
+    sealed = seal_direct({"webhook": hook, "data": {"a": 1}}, lambda v: f"sealed({v})")
+    assert sealed == {
+        "webhook": {
+            "url": "https://x.y",
+            "headers": "sealed({'X-Key': 'k'})",
+            "authentication": "sealed({'mode': 'none'})",
+        },
+        "data": {"a": 1},
+    }
+    slack = seal_direct({"slack": {"access_token": "t", "channel": "C"}}, lambda v: f"<{v}>")
+    assert slack == {"slack": {"access_token": "<t>", "channel": "C"}}
+    assert seal_direct({"user_id": "u"}, lambda v: "x") == {"user_id": "u"}

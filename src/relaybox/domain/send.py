@@ -6,10 +6,11 @@ Pure: the service turns each per-recipient message into a one-step internal run 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
+from urllib.parse import urlsplit
 
 from relaybox.domain import delays, delivery
 from relaybox.domain.lists import ListPattern
@@ -21,8 +22,21 @@ DEFAULT_ROUTING: dict[str, Any] = {"method": "single", "channels": ["email", "we
 MAX_RECIPIENTS = 1000
 #: Recipient keys a user recipient may carry; the profile fields among them address channels.
 _ADDRESS_KEYS = ("email", "phone_number", "locale")
-#: Courier's direct (profile-less) recipients: no provider here speaks them yet.
-_DIRECT_RECIPIENTS = ("slack", "ms_teams", "pagerduty", "webhook")
+#: Courier's direct (profile-less) recipients this version delivers, and the channel each
+#: is delivered on: the recipient's settings build the provider (see :func:`direct`).
+DIRECT_CHANNELS: Mapping[str, str] = {"webhook": "webhook", "slack": "chat"}
+#: The recipient fields holding credentials: sealed before anything is stored (see
+#: ``seal_direct``) and opened only when the provider is built for a call.
+DIRECT_SECRETS: Mapping[str, frozenset[str]] = {
+    "webhook": frozenset({"authentication", "headers"}),
+    "slack": frozenset({"access_token"}),
+}
+#: Direct recipients Courier documents that no provider here speaks.
+_UNSUPPORTED_DIRECT = {
+    "ms_teams": "Microsoft Teams recipients need the Bot Framework, which this version lacks",
+    "pagerduty": "PagerDuty recipients are not supported by this version",
+}
+_SLACK_TARGETS = ("channel", "email", "user_id")
 _USER_KEYS = ("user_id", "email", "phone_number")
 
 
@@ -122,17 +136,56 @@ def send_at(
 
 
 def recipient_id(to: Mapping[str, Any]) -> str | None:
-    """What Courier shows as a message's recipient: the user id, else the address."""
+    """What Courier shows as a message's recipient: the user id, else the address (for a
+    direct recipient: the webhook's URL without credentials or query, the Slack target)."""
     for key in ("user_id", "email", "phone_number"):
         value = to.get(key)
         if isinstance(value, str) and value:
             return value
-    return None
+    found = direct(to)
+    if found is None:
+        return None
+    kind, settings = found
+    if kind == "webhook":
+        parts = urlsplit(str(settings.get("url", "")))
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path}"
+    return next((str(settings[k]) for k in _SLACK_TARGETS if settings.get(k)), kind)
 
 
 def supplied_profile(to: Mapping[str, Any]) -> dict[str, Any]:
-    """Profile values given on the recipient itself; they win over the stored profile."""
-    return {k: to[k] for k in _ADDRESS_KEYS if to.get(k) is not None}
+    """Profile values given on the recipient itself; they win over the stored profile.
+
+    A Slack recipient's target is Courier's ``slack`` profile object, without its token (the
+    token goes to the provider built for the recipient, never into a profile)."""
+    found = {k: to[k] for k in _ADDRESS_KEYS if to.get(k) is not None}
+    slack = to.get("slack")
+    if isinstance(slack, Mapping) and direct(to) is not None:
+        found["slack"] = {k: slack[k] for k in _SLACK_TARGETS if slack.get(k)}
+    return found
+
+
+def direct(to: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(kind, settings) of a direct recipient (``{"webhook": {...}}``), else None."""
+    if any(to.get(k) is not None for k in _USER_KEYS):
+        return None
+    for kind in DIRECT_CHANNELS:
+        settings = to.get(kind)
+        if isinstance(settings, Mapping):
+            return kind, dict(settings)
+    return None
+
+
+def seal_direct(to: Mapping[str, Any], seal: Callable[[Any], Any]) -> dict[str, Any]:
+    """``to`` with a direct recipient's credentials passed through ``seal`` (encryption), so
+    neither the stored run nor anything shown from it holds them in plain text."""
+    found = direct(to)
+    if found is None:
+        return dict(to)
+    kind, settings = found
+    secret = DIRECT_SECRETS[kind]
+    sealed = {k: seal(v) if k in secret and v else v for k, v in settings.items()}
+    return {**to, kind: sealed}
 
 
 def _recipients(to: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -158,6 +211,8 @@ def _recipients(to: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             delays.parse_zone(item["timezone"])
         if any(item.get(k) is not None for k in _USER_KEYS):
             users.append(_user(item, where))
+        elif any(item.get(k) is not None for k in DIRECT_CHANNELS):
+            users.append(_direct(item, where))
         elif any(item.get(k) is not None for k in ("list_id", "list_pattern", "audience_id")):
             fan_outs.append(_fan_out(item, where))
         else:
@@ -175,13 +230,69 @@ def _user(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _unsupported(item: Mapping[str, Any], where: str) -> str:
-    direct = [k for k in _DIRECT_RECIPIENTS if item.get(k) is not None]
-    if direct:
-        return (
-            f"{where}: {direct[0]} recipients are not supported by this version; "
-            "send to user_id, email, phone_number, list_id, list_pattern or audience_id"
-        )
-    return f"{where}: Provide user_id, email, phone_number, list_id, list_pattern or audience_id"
+    kinds = "user_id, email, phone_number, list_id, list_pattern, audience_id, webhook or slack"
+    for key, why in _UNSUPPORTED_DIRECT.items():
+        if item.get(key) is not None:
+            return f"{where}.{key}: {why}; send to {kinds}"
+    return f"{where}: Provide {kinds}"
+
+
+def _direct(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A webhook or Slack recipient, checked field by field (Courier's WebhookProfile and
+    SendToSlack* shapes)."""
+    kinds = [k for k in DIRECT_CHANNELS if item.get(k) is not None]
+    if len(kinds) > 1:
+        raise ValidationError(f"{where}: Provide one of {', '.join(kinds)}, not several")
+    kind = kinds[0]
+    settings = item[kind]
+    if not isinstance(settings, dict):
+        raise ValidationError(f"{where}.{kind}: Expected object")
+    check = _webhook_recipient if kind == "webhook" else _slack_recipient
+    check(settings, f"{where}.{kind}")
+    return dict(item)
+
+
+def _webhook_recipient(hook: Mapping[str, Any], where: str) -> None:
+    url = hook.get("url")
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme.lower() not in ("http", "https"):
+        raise ValidationError(f"{where}.url: Expected an http:// or https:// URL")
+    method = hook.get("method")
+    if method is not None and method not in ("POST", "PUT"):
+        raise ValidationError(f"{where}.method: Expected POST or PUT")
+    headers = hook.get("headers")
+    if headers is not None and (
+        not isinstance(headers, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise ValidationError(f"{where}.headers: Expected an object of strings")
+    if hook.get("profile") not in (None, "limited", "expanded"):
+        raise ValidationError(f"{where}.profile: Expected limited or expanded")
+    auth = hook.get("authentication")
+    if auth is None:
+        return
+    if not isinstance(auth, dict):
+        raise ValidationError(f"{where}.authentication: Expected object")
+    mode = auth.get("mode", "none")
+    needs = {"none": (), "basic": ("username", "password"), "bearer": ("token",)}
+    if mode not in needs:
+        raise ValidationError(f"{where}.authentication.mode: Expected none, basic or bearer")
+    for name in ("username", "password", "token"):
+        value = auth.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"{where}.authentication.{name}: Expected string")
+        if name in needs[mode] and not value:
+            raise ValidationError(f"{where}.authentication.{name}: Required for {mode}")
+
+
+def _slack_recipient(slack: Mapping[str, Any], where: str) -> None:
+    token = slack.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ValidationError(f"{where}.access_token: Required string")
+    given = [k for k in _SLACK_TARGETS if slack.get(k) is not None]
+    if len(given) != 1:
+        raise ValidationError(f"{where}: Provide exactly one of channel, email or user_id")
+    if not isinstance(slack[given[0]], str) or not slack[given[0]]:
+        raise ValidationError(f"{where}.{given[0]}: Expected a non-empty string")
 
 
 def _fan_out(item: Mapping[str, Any], where: str) -> dict[str, Any]:

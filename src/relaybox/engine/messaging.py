@@ -18,7 +18,7 @@ from relaybox.domain import preferences, routing
 from relaybox.engine.brands import BrandCache
 from relaybox.engine.providers import Configured, ProviderPool
 from relaybox.errors import DeliveryError, DeliveryTimeout, RetryableDeliveryError
-from relaybox.providers.base import Provider, RenderedMessage
+from relaybox.providers.base import Provider, ProviderFactory, RenderedMessage
 from relaybox.storage.base import Message, MessageEvent, Store
 
 NOTIFICATION_KIND = "notification"
@@ -26,10 +26,18 @@ NOTIFICATION_KIND = "notification"
 
 class Messenger:
     def __init__(
-        self, *, store: Store, providers: ProviderPool, clock: Clock, template_ttl: float = 2.0
+        self,
+        *,
+        store: Store,
+        providers: ProviderPool,
+        clock: Clock,
+        template_ttl: float = 2.0,
+        direct: ProviderFactory | None = None,
     ) -> None:
         self._store = store
         self._providers = providers
+        #: Builds the provider of a direct recipient from its (sealed) settings.
+        self._direct = direct
         self._clock = clock
         # Published templates are immutable per version, so a short cache only delays seeing
         # a newly published version by at most ``template_ttl`` (less in this process: the
@@ -55,6 +63,16 @@ class Messenger:
 
     async def providers_for(self, workspace_id: str) -> list[Configured]:
         return await self._providers.configured(workspace_id)
+
+    def direct_provider(
+        self, workspace_id: str, kind: str, recipient: Mapping[str, Any]
+    ) -> Configured | None:
+        """The provider for a direct recipient (``to: {"webhook": {...}}``); None when this
+        messenger was given no way to build one."""
+        if self._direct is None:
+            return None
+        provider = self._direct(kind, recipient)
+        return Configured.ad_hoc(workspace_id, f"direct-{kind}", provider)
 
     async def template_for(self, workspace_id: str, template: str | None) -> dict[str, Any] | None:
         """The published body of a notification template (by id or alias), cached briefly."""

@@ -23,6 +23,20 @@ class Configured:
     def key(self) -> str:
         return str((self.config.published or {}).get("provider", ""))
 
+    @classmethod
+    def ad_hoc(cls, workspace_id: str, integration: str, provider: Provider) -> Configured:
+        """A provider built for one message (a direct recipient), under a stand-in
+        configuration named ``integration`` so routing and history treat it like any other."""
+        config = Resource(
+            workspace_id=workspace_id,
+            kind=PROVIDER_KIND,
+            id=integration,
+            created_at=0.0,
+            updated_at=0.0,
+            published={"provider": provider.key},
+        )
+        return cls(config=config, provider=provider)
+
 
 class ProviderPool:
     """Caches built providers per workspace; configurations are re-read after ``ttl`` seconds.

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from relaybox.errors import PermanentDeliveryError, ValidationError
-from relaybox.providers import catalog, inbox
+from relaybox.providers import catalog, direct, inbox
 from relaybox.providers.apn import ApnProvider, ApnSettings
 from relaybox.providers.apprise_bridge import AppriseProvider, AppriseSettings
 from relaybox.providers.base import DeliveryResult, Provider, RenderedMessage
@@ -214,6 +214,25 @@ class Catalog:
                 channel=str(channel or _CHANNELS.get(provider_key, "")),
                 reason=exc.message,
             )
+
+    def build_direct(
+        self,
+        kind: str,
+        recipient: Mapping[str, Any],
+        *,
+        http_client: httpx.AsyncClient,
+        guard: OutboundGuard,
+        slack_api_base: str,
+    ) -> Provider:
+        """The provider for a direct recipient (``{"webhook": {...}}``), built from its sealed
+        settings (see ``domain.send.seal_direct``) rather than from stored configuration; one
+        that cannot be built fails its send permanently with the reason, like ``build``."""
+        try:
+            opened = {k: self._box.open(v) for k, v in _check_mapping(recipient).items()}
+            key, settings = direct.provider_settings(kind, opened, slack_api_base=slack_api_base)
+            return build_provider(key, settings, http_client=http_client, guard=guard)
+        except ValidationError as exc:
+            return Unavailable(key=kind, channel=_CHANNELS.get(kind, ""), reason=exc.message)
 
 
 class Unavailable:

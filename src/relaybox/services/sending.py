@@ -9,6 +9,7 @@ together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,10 +38,17 @@ class Accepted:
 
 
 class SendService:
-    def __init__(self, *, store: Store, clock: Clock, engine: Engine | None) -> None:
+    def __init__(
+        self, *, store: Store, clock: Clock, engine: Engine | None, seal: Callable[[Any], Any]
+    ) -> None:
         self._store = store
         self._clock = clock
         self._engine = engine
+        # A direct recipient's credentials (a webhook's authentication and headers, a Slack
+        # token) are sealed with the server's key before the run carrying the message is
+        # stored: the engine needs them again for every retry and resend, so they are kept,
+        # but encrypted, and opened only when the provider is built for a call.
+        self._seal = seal
 
     async def send(
         self,
@@ -53,6 +61,8 @@ class SendService:
         """Accept a send; ``simulated`` (a test key) routes and renders but delivers nothing."""
         now = self._clock.now()
         plan = send_request.parse(body, now)
+        sealed = [{**m, "to": send_request.seal_direct(m["to"], self._seal)} for m in plan.messages]
+        plan = replace(plan, messages=sealed)
         if simulated:
             # Carried on the stored message so retries and resends stay simulated.
             # A list or audience fan-out copies ``shared`` to every subscriber's message.

@@ -132,11 +132,11 @@ class RoutedSend:
         profile = await self._messenger.profile_for(
             ws, user_id, {**outgoing.profile, **send.supplied_profile(to)}
         )
-        configured = {c.config.id: c for c in await self._messenger.providers_for(ws)}
+        configured, routes = await self._providers(ws, to, spec)
         scope = {**run.context.scope(), "data": data, "profile": profile, "recipient": user_id}
         skipped, broken = await self._conditions(spec, scope, now)
         route = routing.build_route(
-            spec.get("routing") or send.DEFAULT_ROUTING,
+            routes,
             configured=[_candidate(c, profile) for c in configured.values()],
             profile=profile,
             channels=spec.get("channels") or {},
@@ -155,6 +155,21 @@ class RoutedSend:
         brand = await self._messenger.brand_for(ws, spec.get("brand_id"), template)
         context = _Context(content, data, profile, to, configured, route, brand)
         return await self._deliver(state, context, checkpoint)
+
+    async def _providers(
+        self, ws: str, to: Mapping[str, Any], spec: Mapping[str, Any]
+    ) -> tuple[dict[str, Configured], Mapping[str, Any]]:
+        """The providers to route over, by configuration id, and the routing: for a direct
+        recipient (``{"webhook": {...}}``) the one provider built from its own settings, on its
+        channel; else the workspace's configured providers and the message's routing."""
+        found = send.direct(to)
+        if found is None:
+            configured = await self._messenger.providers_for(ws)
+            return {c.config.id: c for c in configured}, spec.get("routing") or send.DEFAULT_ROUTING
+        ad_hoc = self._messenger.direct_provider(ws, *found)
+        channel = send.DIRECT_CHANNELS[found[0]]
+        providers = {} if ad_hoc is None else {ad_hoc.config.id: ad_hoc}
+        return providers, {"method": "single", "channels": [channel]}
 
     async def _template(self, ws: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
         """Inline content as a template, else the published template (None: unknown)."""
