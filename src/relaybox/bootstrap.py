@@ -143,7 +143,11 @@ def build(settings: Settings, *, clock: Clock | None = None, run_engine: bool = 
     factory = functools.partial(catalog.build, http_client=http, guard=guard, inbox_store=store)
     pool = ProviderPool(store=store, factory=factory, clock=clock)
     direct = functools.partial(
-        catalog.build_direct, http_client=http, guard=guard, slack_api_base=settings.slack_api_base
+        catalog.build_direct,
+        http_client=http,
+        guard=guard,
+        slack_api_base=settings.slack_api_base,
+        pagerduty_api_base=settings.pagerduty_api_base,
     )
     messenger = Messenger(store=store, providers=pool, clock=clock, direct=direct)
     engine = None

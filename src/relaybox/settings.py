@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     #: The Slack Web API that direct Slack recipients (``to: {"slack": {...}}``) are sent
     #: through; tests point it at a local fake.
     slack_api_base: str = "https://slack.com/api"
+    #: The PagerDuty Events API (v2) that direct PagerDuty recipients are sent to.
+    pagerduty_api_base: str = "https://events.pagerduty.com"
     #: Apply pending database migrations when a process starts.
     migrate: bool = True
     lease_seconds: float = 60.0

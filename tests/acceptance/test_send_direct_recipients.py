@@ -189,7 +189,7 @@ def test_unsupported_direct_recipients_are_refused_by_name(ws: Workspace) -> Non
     assert "message.to.webhook.authentication.token" in str(auth.value)
 
 
-# --- Slack -------------------------------------------------------------------------------
+# --- Slack and PagerDuty (their APIs' base URLs are server settings) ---------------------
 
 
 @pytest.fixture(scope="module")
@@ -199,23 +199,35 @@ def slack_api() -> Iterator[FakeService]:
 
 
 @pytest.fixture(scope="module")
-def slack_ws(
-    start_server: Callable[..., RelayboxServer], slack_api: FakeService
+def pagerduty_api() -> Iterator[FakeService]:
+    with fake_service() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def apis_ws(
+    start_server: Callable[..., RelayboxServer],
+    slack_api: FakeService,
+    pagerduty_api: FakeService,
 ) -> Iterator[Workspace]:
-    """A server whose Slack Web API is the fake (RELAYBOX_SLACK_API_BASE)."""
-    server = start_server("direct-slack", env={"RELAYBOX_SLACK_API_BASE": slack_api.url})
+    """A server whose Slack Web API and PagerDuty Events API are the fakes."""
+    env = {
+        "RELAYBOX_SLACK_API_BASE": slack_api.url,
+        "RELAYBOX_PAGERDUTY_API_BASE": pagerduty_api.url,
+    }
+    server = start_server("direct-apis", env=env)
     workspace = Workspace(server, server.api_key)
     yield workspace
     workspace.close()
 
 
 def test_slack_recipient_posts_with_its_own_token(
-    slack_ws: Workspace, slack_api: FakeService
+    apis_ws: Workspace, slack_api: FakeService
 ) -> None:
     token = unique("xoxb")
     slack_api.respond = lambda r: (200, {}, {"ok": True, "channel": "C0DEPLOY", "ts": "17.01"})
-    message_id = send(slack_ws, {"slack": {"access_token": token, "channel": "C0DEPLOY"}})
-    message = slack_ws.wait_message(message_id, *SETTLED)
+    message_id = send(apis_ws, {"slack": {"access_token": token, "channel": "C0DEPLOY"}})
+    message = apis_ws.wait_message(message_id, *SETTLED)
     assert message.status == "SENT"
     assert message.channel == "chat"
     [request] = [r for r in slack_api.to("/chat.postMessage") if token in str(r.headers)]
@@ -226,12 +238,12 @@ def test_slack_recipient_posts_with_its_own_token(
     assert "Hi Ada" in body["text"]
     assert "Order 42 shipped" in body["text"]
     assert any("Order 42 shipped" in json.dumps(b) for b in body["blocks"])
-    assert token not in as_text(slack_ws, message_id)
-    assert not [r for r in stored_rows(slack_ws.server) if token in r]
+    assert token not in as_text(apis_ws, message_id)
+    assert not [r for r in stored_rows(apis_ws.server) if token in r]
 
 
 def test_slack_recipient_by_email_is_looked_up_first(
-    slack_ws: Workspace, slack_api: FakeService
+    apis_ws: Workspace, slack_api: FakeService
 ) -> None:
     token = unique("xoxb")
 
@@ -242,9 +254,39 @@ def test_slack_recipient_by_email_is_looked_up_first(
 
     slack_api.respond = answer
     to = {"slack": {"access_token": token, "email": "ada@example.test"}}
-    message_id = send(slack_ws, to)
-    assert slack_ws.wait_message(message_id, *SETTLED).status == "SENT"
+    message_id = send(apis_ws, to)
+    assert apis_ws.wait_message(message_id, *SETTLED).status == "SENT"
     mine = [r for r in slack_api.requests if token in str(r.headers)]
     assert [r.path for r in mine] == ["/users.lookupByEmail", "/chat.postMessage"]
     assert mine[0].query["email"] == ["ada@example.test"]
     assert mine[1].json()["channel"] == "U0ADA"
+
+
+def test_pagerduty_recipient_triggers_an_event(
+    apis_ws: Workspace, pagerduty_api: FakeService
+) -> None:
+    """An Events API v2 trigger with the recipient's routing key, the message id as dedup key
+    and the rendered title as summary; the routing key is shown nowhere and stored sealed."""
+    routing_key = unique("R0UTING")
+
+    def accepted(request: Any) -> tuple[int, dict[str, str], Any]:
+        dedup = request.json().get("dedup_key")
+        return 202, {}, {"status": "success", "message": "Event processed", "dedup_key": dedup}
+
+    pagerduty_api.respond = accepted
+    pager = {"routing_key": routing_key, "severity": "critical", "source": "checkout"}
+    message_id = send(apis_ws, {"pagerduty": pager})
+    message = apis_ws.wait_message(message_id, *SETTLED)
+    assert message.status == "SENT"
+    [request] = [r for r in pagerduty_api.to("/v2/enqueue") if routing_key in r.raw.decode()]
+    assert request.method == "POST"
+    event = request.json()
+    assert event["routing_key"] == routing_key
+    assert event["event_action"] == "trigger"
+    assert event["dedup_key"] == message_id
+    assert event["payload"]["summary"] == "Hi Ada"
+    assert event["payload"]["severity"] == "critical"
+    assert event["payload"]["source"] == "checkout"
+    assert "Order 42 shipped" in event["payload"]["custom_details"]["body"]
+    assert routing_key not in as_text(apis_ws, message_id)
+    assert not [r for r in stored_rows(apis_ws.server) if routing_key in r]

@@ -10,6 +10,8 @@ from relaybox.errors import ValidationError
 from relaybox.providers.direct import provider_settings
 
 SLACK = "http://slack.test/api"
+PAGERDUTY = "http://pagerduty.test"
+BASES = {"slack_api_base": SLACK, "pagerduty_api_base": PAGERDUTY}
 
 
 def test_webhook_authentication_becomes_the_authorization_header() -> None:
@@ -19,7 +21,7 @@ def test_webhook_authentication_becomes_the_authorization_header() -> None:
         "headers": {"authorization": "old", "X-A": "1"},
         "authentication": {"mode": "basic", "username": "u", "password": "p:w"},
     }
-    key, settings = provider_settings("webhook", hook, slack_api_base=SLACK)
+    key, settings = provider_settings("webhook", hook, **BASES)
     basic = base64.b64encode(b"u:p:w").decode()
     assert key == "webhook"
     assert settings == {
@@ -28,24 +30,28 @@ def test_webhook_authentication_becomes_the_authorization_header() -> None:
         "headers": {"X-A": "1", "Authorization": f"Basic {basic}"},
     }
     bearer = {"url": "https://x.y", "authentication": {"mode": "bearer", "token": "t"}}
-    _, settings = provider_settings("webhook", bearer, slack_api_base=SLACK)
+    _, settings = provider_settings("webhook", bearer, **BASES)
     assert settings["headers"] == {"Authorization": "Bearer t"}
     assert settings["method"] == "POST"
 
 
 def test_without_authentication_the_headers_are_kept_as_given() -> None:
     hook = {"url": "https://x.y", "headers": {"Authorization": "Token abc"}}
-    _, settings = provider_settings("webhook", hook, slack_api_base=SLACK)
+    _, settings = provider_settings("webhook", hook, **BASES)
     assert settings["headers"] == {"Authorization": "Token abc"}
 
 
 def test_slack_uses_the_recipient_token_and_the_configured_api() -> None:
-    key, settings = provider_settings(
-        "slack", {"access_token": "xoxb-1", "channel": "C1"}, slack_api_base=SLACK
-    )
+    key, settings = provider_settings("slack", {"access_token": "xoxb-1", "channel": "C1"}, **BASES)
     assert (key, settings) == ("slack", {"token": "xoxb-1", "base_url": SLACK})
 
 
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValidationError, match="ms_teams"):
-        provider_settings("ms_teams", {}, slack_api_base=SLACK)
+        provider_settings("ms_teams", {}, **BASES)
+
+
+def test_pagerduty_keeps_the_event_fields_and_uses_the_configured_api() -> None:
+    pager = {"routing_key": "R", "severity": "critical", "source": "db-1"}
+    key, settings = provider_settings("pagerduty", pager, **BASES)
+    assert (key, settings) == ("pagerduty", {**pager, "base_url": PAGERDUTY})

@@ -73,7 +73,11 @@ def test_channels_are_normalised() -> None:
         ),
         ({"to": [{"webhook": {"url": "https://x.y"}, "slack": {}}]}, "Provide one of webhook"),
         ({"to": {"ms_teams": {"user_id": "u"}}}, "message.to.ms_teams: Microsoft Teams"),
-        ({"to": {"pagerduty": {"routing_key": "k"}}}, "message.to.pagerduty: PagerDuty"),
+        ({"to": {"pagerduty": {"severity": "low"}}}, "message.to.pagerduty.routing_key"),
+        (
+            {"to": {"pagerduty": {"routing_key": "k", "severity": "low"}}},
+            "message.to.pagerduty.severity: Expected one of critical",
+        ),
         ({"to": {"list_id": "l", "filters": []}}, "message.to.filters"),
         ({"to": [{"list_id": "l", "list_pattern": "l.*"}]}, "message.to[0]: Provide one of"),
         ({"to": {"list_pattern": "a..b"}}, "message.to.list_pattern"),
@@ -190,3 +194,7 @@ def test_seal_direct_passes_only_credentials_through_the_sealer() -> None:
     slack = seal_direct({"slack": {"access_token": "t", "channel": "C"}}, lambda v: f"<{v}>")
     assert slack == {"slack": {"access_token": "<t>", "channel": "C"}}
     assert seal_direct({"user_id": "u"}, lambda v: "x") == {"user_id": "u"}
+    pager = seal_direct({"pagerduty": {"routing_key": "R", "source": "db"}}, lambda v: f"<{v}>")
+    assert pager == {"pagerduty": {"routing_key": "<R>", "source": "db"}}
+    # The routing key is a credential: not shown as the recipient.
+    assert recipient_id({"pagerduty": {"routing_key": "R"}}) == "pagerduty"

@@ -24,17 +24,17 @@ MAX_RECIPIENTS = 1000
 _ADDRESS_KEYS = ("email", "phone_number", "locale")
 #: Courier's direct (profile-less) recipients this version delivers, and the channel each
 #: is delivered on: the recipient's settings build the provider (see :func:`direct`).
-DIRECT_CHANNELS: Mapping[str, str] = {"webhook": "webhook", "slack": "chat"}
+DIRECT_CHANNELS: Mapping[str, str] = {"webhook": "webhook", "slack": "chat", "pagerduty": "push"}
 #: The recipient fields holding credentials: sealed before anything is stored (see
 #: ``seal_direct``) and opened only when the provider is built for a call.
 DIRECT_SECRETS: Mapping[str, frozenset[str]] = {
     "webhook": frozenset({"authentication", "headers"}),
     "slack": frozenset({"access_token"}),
+    "pagerduty": frozenset({"routing_key"}),
 }
 #: Direct recipients Courier documents that no provider here speaks.
 _UNSUPPORTED_DIRECT = {
     "ms_teams": "Microsoft Teams recipients need the Bot Framework, which this version lacks",
-    "pagerduty": "PagerDuty recipients are not supported by this version",
 }
 _SLACK_TARGETS = ("channel", "email", "user_id")
 _USER_KEYS = ("user_id", "email", "phone_number")
@@ -247,8 +247,12 @@ def _direct(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     settings = item[kind]
     if not isinstance(settings, dict):
         raise ValidationError(f"{where}.{kind}: Expected object")
-    check = _webhook_recipient if kind == "webhook" else _slack_recipient
-    check(settings, f"{where}.{kind}")
+    checks = {
+        "webhook": _webhook_recipient,
+        "slack": _slack_recipient,
+        "pagerduty": _pagerduty_recipient,
+    }
+    checks[kind](settings, f"{where}.{kind}")
     return dict(item)
 
 
@@ -386,3 +390,18 @@ def _delay(raw: Any, now: float) -> dict[str, Any] | None:
         raise ValidationError("message.delay: Provide duration (ms) or until")
     found["not_before"] = now + duration / 1000.0
     return found
+
+
+def _pagerduty_recipient(pager: Mapping[str, Any], where: str) -> None:
+    key = pager.get("routing_key")
+    if not isinstance(key, str) or not key:
+        raise ValidationError(f"{where}.routing_key: Required string")
+    allowed = {
+        "event_action": ("trigger", "acknowledge", "resolve"),
+        "severity": ("critical", "error", "warning", "info"),
+    }
+    for name, values in allowed.items():
+        if pager.get(name) is not None and pager[name] not in values:
+            raise ValidationError(f"{where}.{name}: Expected one of {', '.join(values)}")
+    if pager.get("source") is not None and not isinstance(pager["source"], str):
+        raise ValidationError(f"{where}.source: Expected string")

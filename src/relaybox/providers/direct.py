@@ -10,6 +10,9 @@ unsigned since there is no shared secret.
 ``slack``: ``access_token`` is the bot token of a ``chat.postMessage`` send to the Slack Web
 API at ``slack_api_base``; the target (``channel``, ``user_id`` or ``email``) travels as the
 message's ``slack`` profile (``domain.send.supplied_profile``), as for a profile recipient.
+
+``pagerduty``: ``routing_key``, ``event_action``, ``severity`` and ``source`` of an Events API
+v2 event sent to ``pagerduty_api_base`` (see ``providers.pagerduty``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from relaybox.errors import ValidationError
 
 
 def provider_settings(
-    kind: str, recipient: Mapping[str, Any], *, slack_api_base: str
+    kind: str, recipient: Mapping[str, Any], *, slack_api_base: str, pagerduty_api_base: str
 ) -> tuple[str, dict[str, Any]]:
     """(provider key, settings) for a direct recipient whose secrets are already opened.
 
@@ -33,6 +36,8 @@ def provider_settings(
         return "webhook", _webhook(recipient)
     if kind == "slack":
         return "slack", {"token": recipient.get("access_token"), "base_url": slack_api_base}
+    if kind == "pagerduty":
+        return "pagerduty", {**recipient, "base_url": pagerduty_api_base}
     raise ValidationError(f"no provider delivers {kind!r} recipients")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from relaybox.domain.send import DIRECT_CHANNELS
 from relaybox.errors import PermanentDeliveryError, ValidationError
 from relaybox.providers import catalog, direct, inbox
 from relaybox.providers.apn import ApnProvider, ApnSettings
@@ -21,6 +22,7 @@ from relaybox.providers.apprise_bridge import AppriseProvider, AppriseSettings
 from relaybox.providers.base import DeliveryResult, Provider, RenderedMessage
 from relaybox.providers.fcm import FcmProvider, FcmSettings
 from relaybox.providers.outbound import OutboundGuard
+from relaybox.providers.pagerduty import PagerDutyProvider, PagerDutySettings
 from relaybox.providers.secrets import SecretBox
 from relaybox.providers.slack import SlackProvider, SlackSettings
 from relaybox.providers.smtp import SmtpProvider, SmtpSettings
@@ -223,16 +225,27 @@ class Catalog:
         http_client: httpx.AsyncClient,
         guard: OutboundGuard,
         slack_api_base: str,
+        pagerduty_api_base: str,
     ) -> Provider:
         """The provider for a direct recipient (``{"webhook": {...}}``), built from its sealed
         settings (see ``domain.send.seal_direct``) rather than from stored configuration; one
         that cannot be built fails its send permanently with the reason, like ``build``."""
         try:
             opened = {k: self._box.open(v) for k, v in _check_mapping(recipient).items()}
-            key, settings = direct.provider_settings(kind, opened, slack_api_base=slack_api_base)
+            key, settings = direct.provider_settings(
+                kind,
+                opened,
+                slack_api_base=slack_api_base,
+                pagerduty_api_base=pagerduty_api_base,
+            )
+            if key == PagerDutyProvider.key:
+                # Direct recipients only: not a provider a workspace configures.
+                parsed = PagerDutySettings.parse(settings)
+                return PagerDutyProvider(parsed, client=http_client, guard=guard)
             return build_provider(key, settings, http_client=http_client, guard=guard)
         except ValidationError as exc:
-            return Unavailable(key=kind, channel=_CHANNELS.get(kind, ""), reason=exc.message)
+            channel = DIRECT_CHANNELS.get(kind, "")
+            return Unavailable(key=kind, channel=channel, reason=exc.message)
 
 
 class Unavailable:
