@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import pytest
+from cryptography.fernet import Fernet
 
-from relaybox.errors import ValidationError
+from relaybox.domain.send import seal_direct
+from relaybox.errors import PermanentDeliveryError, ValidationError
+from relaybox.providers.base import RenderedMessage
 from relaybox.providers.direct import provider_settings
+from relaybox.providers.outbound import OutboundGuard
+from relaybox.providers.registry import Catalog
+from relaybox.providers.secrets import SecretBox
+from relaybox.providers.webhook import WebhookProvider
 
 SLACK = "http://slack.test/api"
 PAGERDUTY = "http://pagerduty.test"
@@ -55,3 +63,24 @@ def test_pagerduty_keeps_the_event_fields_and_uses_the_configured_api() -> None:
     pager = {"routing_key": "R", "severity": "critical", "source": "db-1"}
     key, settings = provider_settings("pagerduty", pager, **BASES)
     assert (key, settings) == ("pagerduty", {**pager, "base_url": PAGERDUTY})
+
+
+async def test_the_catalog_opens_sealed_credentials_only_to_build_the_provider() -> None:
+    box = SecretBox([Fernet.generate_key()])
+    catalog = Catalog(box)
+    sealed = seal_direct(
+        {"webhook": {"url": "https://x.y", "authentication": {"mode": "bearer", "token": "t"}}},
+        box.seal,
+    )["webhook"]
+    assert str(sealed["authentication"]).startswith("rbx:sealed:v1:")
+    async with httpx.AsyncClient() as http:
+        guard = OutboundGuard()
+        provider = catalog.build_direct("webhook", sealed, http_client=http, guard=guard, **BASES)
+        assert isinstance(provider, WebhookProvider)
+        assert provider.settings.headers == {"Authorization": "Bearer t"}
+        # Sealed with a key this server lacks: a provider that fails with the reason.
+        other = Catalog(SecretBox([Fernet.generate_key()]))
+        lost = other.build_direct("webhook", sealed, http_client=http, guard=guard, **BASES)
+        assert lost.channel == "webhook"
+        with pytest.raises(PermanentDeliveryError, match="cannot be decrypted"):
+            await lost.send(RenderedMessage("m", "m", "webhook", to={}))
