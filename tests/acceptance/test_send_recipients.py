@@ -96,9 +96,8 @@ def test_users_and_lists_together_share_the_request_id(ws: Workspace, smtp: Smtp
 @pytest.mark.parametrize(
     ("to", "needle"),
     [
-        ({"slack": {"access_token": "t", "channel": "c"}}, "slack recipients are not supported"),
+        ({"ms_teams": {"user_id": "u", "tenant_id": "t"}}, "ms_teams: Microsoft Teams"),
         ({"audience_id": "vips", "filters": [{"operator": "MEMBER_OF"}]}, "filters"),
-        ({"webhook": {"url": "https://example.com/hook"}}, "webhook recipients are not supported"),
         ({"list_id": "l", "filters": [{"operator": "MEMBER_OF"}]}, "filters"),
     ],
 )
