@@ -106,9 +106,10 @@ def test_webhook_recipient_with_bearer_auth_is_posted_to_its_url(
     assert not [r for r in stored if token in r]
 
 
-def test_webhook_recipient_with_basic_auth(
+def test_webhook_recipient_with_basic_auth_also_on_resend(
     new_workspace: Callable[[str], Workspace], webhook_receiver: WebhookReceiver
 ) -> None:
+    """Basic auth; a resend, built from the stored (sealed) message, authenticates the same."""
     ws = new_workspace("direct-basic")
     password = unique("pw")
     auth = {"mode": "basic", "username": "shop", "password": password}
@@ -117,6 +118,11 @@ def test_webhook_recipient_with_basic_auth(
     [request] = webhook_receiver.for_message(message_id)
     expected = base64.b64encode(f"shop:{password}".encode()).decode()
     assert request.headers["Authorization"] == f"Basic {expected}"
+    again = ws.client().messages.resend(message_id).message_id
+    assert again != message_id
+    assert ws.wait_message(again, *SETTLED).status == "SENT"
+    [resent] = webhook_receiver.for_message(again)
+    assert resent.headers["Authorization"] == f"Basic {expected}"
     assert password not in as_text(ws, message_id)
     assert not [r for r in stored_rows(ws.server) if password in r]
 
