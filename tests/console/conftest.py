@@ -1,13 +1,15 @@
 """Fixtures for the console's browser tests: a real ``relaybox serve`` process, a real SMTP
 server, and Debian's headless Chromium driven by Playwright.
 
-The tests skip (with the reason) when /usr/bin/chromium is missing; CI installs it.
+The tests skip (with the reason) when /usr/bin/chromium is missing; CI installs it and sets
+``RELAYBOX_REQUIRE_BROWSER=1`` so that a missing browser fails instead.
 Screenshots of every page (desktop and phone width) go to ``test-artifacts/console/``; the
 run prints the directory at the end.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import sys
@@ -93,7 +95,10 @@ def browser() -> Iterator[Any]:
     is open, and the asyncio tests collected after this folder cannot start theirs meanwhile.
     """
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium")
+        missing = "/usr/bin/chromium is missing: apt-get install -y chromium"
+        if os.environ.get("RELAYBOX_REQUIRE_BROWSER") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
