@@ -489,31 +489,6 @@ class SqlStore(PeopleVerbs, BatchVerbs, WebhookVerbs, InboxVerbs):
         )
         return RunPage(runs=runs, next_cursor=nxt)
 
-    async def _newest_first(
-        self,
-        select: str,
-        time_column: str,
-        where: list[str],
-        args: list[Any],
-        cursor: str | None,
-        limit: int,
-        from_row: Callable[[Any], T],
-        key: Callable[[T], tuple[float, str]],
-    ) -> tuple[list[T], str | None]:
-        """One page of records, newest first, keyset-paged on (time, id)."""
-        if cursor is not None:
-            at, last_id = rows.decode_cursor(cursor)
-            where = [*where, f"({time_column} < ? OR ({time_column} = ? AND id < ?))"]
-            args = [*args, at, at, last_id]
-        sql = self.q(
-            f"{select} WHERE {' AND '.join(where)} ORDER BY {time_column} DESC, id DESC LIMIT ?"
-        )
-        found = await self._read(lambda c: c.execute(sql, [*args, limit + 1]).fetchall())
-        page = [from_row(r) for r in found[:limit]]
-        if len(found) <= limit or not page:
-            return page, None
-        return page, rows.encode_cursor(*key(page[-1]))
-
     async def claim_due_runs(
         self, owner: str, now: float, *, limit: int, lease_seconds: float
     ) -> list[Run]:

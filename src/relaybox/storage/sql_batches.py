@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from relaybox.storage import rows
 from relaybox.storage.base import BatchItem, BatchJoin, BatchRelease, Purge
-from relaybox.storage.dialect import Dialect
+from relaybox.storage.sql_verbs import SqlStoreParts
 from relaybox.storage.writer import Connection, Writer
 
 T = TypeVar("T")
 
 
-class BatchVerbs:
-    """Needs ``q``, ``dialect`` and ``_writer`` from the store it is mixed into.
-
-    With several writer threads (PostgreSQL) these verbs get one writer thread of their own:
+class BatchVerbs(SqlStoreParts):
+    """With several writer threads (PostgreSQL) these verbs get one writer thread of their own:
     each batch transaction locks many keys' rows in arrival order, so two threads would
     deadlock on hot keys again and again (a 1 s detection stall each). One thread still
     group-commits, and the other writers' transactions never wait on these tables.
     """
 
-    _writer: Writer
-    dialect: Dialect
     _serial: Writer | None = None
 
     def _batch_writer(self) -> Writer:
@@ -52,12 +47,6 @@ class BatchVerbs:
         if self._serial is not None:
             await asyncio.to_thread(self._serial.stop)
             self._serial = None
-
-    def q(self, text: str) -> str:
-        raise NotImplementedError
-
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
 
     # --- throttles -------------------------------------------------------------------------
 

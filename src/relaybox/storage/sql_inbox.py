@@ -6,7 +6,7 @@ once committed (NOTIFY on a shared database), so live streams held by any proces
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -18,9 +18,9 @@ from relaybox.storage.base import (
     MessageEvent,
     inbox_key,
 )
-from relaybox.storage.dialect import Dialect, scalar
-from relaybox.storage.hints import Hints
-from relaybox.storage.writer import Connection, Writer
+from relaybox.storage.dialect import scalar
+from relaybox.storage.sql_verbs import SqlStoreParts
+from relaybox.storage.writer import Connection
 
 T = TypeVar("T")
 
@@ -47,31 +47,8 @@ def _inbox(row: Sequence[Any]) -> InboxMessage:
     )
 
 
-class InboxVerbs:
-    """Needs ``q``, ``dialect``, ``_writer``, ``_read``, ``_newest_first`` and ``_hints``."""
-
-    _writer: Writer
-    dialect: Dialect
-    _hints: Hints
-
-    def q(self, text: str) -> str:
-        raise NotImplementedError
-
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
-    async def _newest_first(
-        self,
-        select: str,
-        time_column: str,
-        where: list[str],
-        args: list[Any],
-        cursor: str | None,
-        limit: int,
-        from_row: Callable[[Any], T],
-        key: Callable[[T], tuple[float, str]],
-    ) -> tuple[list[T], str | None]:
-        raise NotImplementedError
+class InboxVerbs(SqlStoreParts):
+    """Needs ``_store_events`` as well from the store it is mixed into."""
 
     def _store_events(self, c: Connection, events: Sequence[MessageEvent]) -> None:
         raise NotImplementedError

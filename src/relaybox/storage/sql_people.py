@@ -6,12 +6,13 @@ shared by every dialect like the rest of the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from relaybox.storage import rows
 from relaybox.storage.base import Preference, ProfileChange, Subscription, SubscriptionList
-from relaybox.storage.writer import Connection, Writer
+from relaybox.storage.sql_verbs import SqlStoreParts
+from relaybox.storage.writer import Connection
 
 T = TypeVar("T")
 
@@ -58,17 +59,7 @@ def _dumps_or_none(value: Any) -> str | None:
     return None if value is None else rows.dumps(value)
 
 
-class PeopleVerbs:
-    """Needs ``q``, ``_read`` and ``_writer`` from the store it is mixed into."""
-
-    _writer: Writer
-
-    def q(self, text: str) -> str:
-        raise NotImplementedError
-
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
+class PeopleVerbs(SqlStoreParts):
     # --- profiles ----------------------------------------------------------------------------
 
     async def update_profile(

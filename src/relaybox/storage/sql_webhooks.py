@@ -24,9 +24,9 @@ from relaybox.storage.base import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from relaybox.storage.dialect import Dialect, scalar
-from relaybox.storage.hints import Hints
-from relaybox.storage.writer import Connection, Writer
+from relaybox.storage.dialect import scalar
+from relaybox.storage.sql_verbs import SqlStoreParts
+from relaybox.storage.writer import Connection
 
 T = TypeVar("T")
 
@@ -85,19 +85,7 @@ def _targets_sql(q: Callable[[str], str], count: int) -> str:
     )
 
 
-class WebhookVerbs:
-    """Needs ``q``, ``dialect``, ``_writer``, ``_read`` and ``_hints`` from the store."""
-
-    _writer: Writer
-    dialect: Dialect
-    _hints: Hints
-
-    def q(self, text: str) -> str:
-        raise NotImplementedError
-
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
-        raise NotImplementedError
-
+class WebhookVerbs(SqlStoreParts):
     def watch(self, topic: str, callback: Callable[[str], None]) -> None:
         self._hints.watch(topic, callback)
 
