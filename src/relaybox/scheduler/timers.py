@@ -13,11 +13,11 @@ round runs in the store, which also settles which of several workers runs it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from relaybox.clock import Clock
 from relaybox.engine.engine import Engine
+from relaybox.scheduler.due_loop import keep_ticking, sleep_until_due
 
 log = logging.getLogger("relaybox.timers")
 
@@ -70,14 +70,7 @@ class TimerLoop:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer loop failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+        await keep_ticking(self.tick, log, "timer loop")
 
     async def purge(self) -> None:
         """Run the expired-rows purge if it is due (the store decides who runs a round)."""
@@ -121,12 +114,10 @@ class TimerLoop:
             await asyncio.sleep(0.01)
             return
         next_due = await self._store.next_due_at()
-        wait = self._idle_check
-        if next_due is not None:
-            wait = min(wait, max(0.0, next_due - self._clock.now()))
-        wait = min(wait, max(0.0, self._purge_due - self._clock.now()))
-        if wait <= 0:
-            await asyncio.sleep(0.005)  # due but leased elsewhere; don't spin hot
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._poke.wait(), timeout=wait)
+        await sleep_until_due(
+            self._poke,
+            self._clock,
+            (next_due, self._purge_due),
+            idle_check=self._idle_check,
+            leased_pause=0.005,
+        )

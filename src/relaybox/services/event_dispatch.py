@@ -26,6 +26,7 @@ from relaybox.clock import Clock
 from relaybox.domain.message_events import DELIVERY_RETRY, MESSAGE_UPDATED
 from relaybox.domain.retry import RetryPolicy
 from relaybox.errors import DeliveryError
+from relaybox.scheduler.due_loop import keep_ticking, sleep_until_due, wait_for_poke
 from relaybox.services.messages import details
 from relaybox.storage.base import WEBHOOK_TOPIC, Store, WebhookDelivery
 
@@ -125,14 +126,7 @@ class EventDispatcher:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event dispatch failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+        await keep_ticking(self.tick, log, "event dispatch")
 
     async def tick(self) -> None:
         """Claim what is due (as far as there is room), then sleep until due or poked."""
@@ -150,18 +144,12 @@ class EventDispatcher:
                 return
         else:
             # Every slot is busy: the next finished endpoint pokes the loop.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), timeout=self._idle_check)
+            await wait_for_poke(self._poke, self._idle_check)
             return
         next_due = await self._store.next_webhook_due_at()
-        wait = self._idle_check
-        if next_due is not None:
-            wait = min(wait, max(0.0, next_due - self._clock.now()))
-        if wait <= 0:
-            await asyncio.sleep(0.01)  # due but leased elsewhere: don't spin hot
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._poke.wait(), timeout=wait)
+        await sleep_until_due(
+            self._poke, self._clock, (next_due,), idle_check=self._idle_check, leased_pause=0.01
+        )
 
     async def _purge(self) -> None:
         """Now and then, delete finished deliveries older than the retention (bounded)."""
