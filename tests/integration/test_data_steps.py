@@ -51,12 +51,6 @@ def http_server() -> Iterator[str]:
     httpd.server_close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
-
-
 def make_run(*steps: dict[str, Any], data: dict[str, Any] | None = None) -> Run:
     return Run(
         id="run_parent",

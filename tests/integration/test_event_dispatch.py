@@ -77,12 +77,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
-
-
 async def queue_events(store: SqliteStore, url: str, now: float, *statuses: str) -> None:
     await store.put_webhook_endpoint(WebhookEndpoint(WS, "we_1", url, SECRET, now))
     message = Message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -93,12 +93,6 @@ class Google:
 def google() -> Iterator[Google]:
     with fake_service() as service:
         yield Google(service)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
 
 
 def provider(google: Google, http: httpx.AsyncClient, **extra: Any) -> FcmProvider:

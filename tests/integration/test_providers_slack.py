@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,12 +23,6 @@ BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Order shipped
 def slack() -> Iterator[FakeService]:
     with fake_service() as service:
         yield service
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
 
 
 def provider(service: FakeService, http: httpx.AsyncClient, **settings: Any) -> SlackProvider:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,12 +24,6 @@ PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
 def twilio() -> Iterator[FakeService]:
     with fake_service() as service:
         yield service
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
 
 
 def provider(
