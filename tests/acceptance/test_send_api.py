@@ -9,7 +9,7 @@ from typing import Any
 import courier
 import httpx
 import pytest
-from relaybox_harness import SmtpServer, Workspace, unique, unique_email, wait_for
+from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +19,6 @@ def send_ws(new_workspace: Callable[[str], Workspace], smtp: SmtpServer) -> Work
     ws.add_smtp_provider(smtp)
     ws.add_template("WELCOME", "Welcome {{name}}", "Hello {{name}}")
     return ws
-
-
-def wait_status(ws: Workspace, message_id: str, *statuses: str, timeout: float = 15.0) -> Any:
-    """Poll the message until its status is one of ``statuses``."""
-    client = ws.client()
-    return wait_for(
-        lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
-        timeout=timeout,
-        what=f"message {message_id} in {statuses}",
-    )
 
 
 def test_send_template_with_single_routing(send_ws: Workspace, smtp: SmtpServer) -> None:
@@ -45,7 +35,7 @@ def test_send_template_with_single_routing(send_ws: Workspace, smtp: SmtpServer)
         }
     )
     assert response.request_id
-    message = wait_status(send_ws, response.request_id, "SENT")
+    message = send_ws.wait_message(response.request_id, "SENT")
     assert message.recipient == user
     assert message.notification == "WELCOME"
     (mail,) = smtp.recorder.wait_for(email)
@@ -66,7 +56,7 @@ def test_send_inline_content(send_ws: Workspace, smtp: SmtpServer) -> None:
             "data": {"name": "J"},
         }
     )
-    wait_status(send_ws, response.request_id, "SENT")
+    send_ws.wait_message(response.request_id, "SENT")
     content = client.messages.content(response.request_id)
     assert content.results[0].content.title == "Hi J"
     (mail,) = smtp.recorder.wait_for(email)
@@ -101,7 +91,7 @@ def test_short_delay_is_honoured(send_ws: Workspace, smtp: SmtpServer) -> None:
         message={"to": {"email": email}, "template": "WELCOME", "delay": {"duration": 1500}}
     )
     assert client.messages.retrieve(response.request_id).status == "DELAYED"
-    wait_status(send_ws, response.request_id, "SENT")
+    send_ws.wait_message(response.request_id, "SENT")
     sent = client.messages.retrieve(response.request_id)
     assert sent.sent is not None
     assert sent.sent - sent.enqueued >= 1400
@@ -115,7 +105,7 @@ def test_cancel_of_sent_message_conflicts_without_retries(send_ws: Workspace) ->
     response = client.send.message(
         message={"to": {"email": unique_email("sent")}, "template": "WELCOME"}
     )
-    wait_status(send_ws, response.request_id, "SENT")
+    send_ws.wait_message(response.request_id, "SENT")
     seen.clear()
     with pytest.raises(courier.ConflictError) as raised:
         client.messages.cancel(response.request_id)
@@ -140,7 +130,7 @@ def test_multiple_recipients_get_one_message_each(send_ws: Workspace, smtp: Smtp
     for email in (first, second):
         (message,) = client.messages.list(recipient=email).results
         assert message.id != response.request_id
-        wait_status(send_ws, message.id, "SENT")
+        send_ws.wait_message(message.id, "SENT")
 
 
 def test_metadata_filters_and_paging(send_ws: Workspace) -> None:
@@ -171,11 +161,11 @@ def test_resend_makes_a_new_message(send_ws: Workspace, smtp: SmtpServer) -> Non
     response = client.send.message(
         message={"to": {"email": email}, "template": "WELCOME", "data": {"name": "Re"}}
     )
-    wait_status(send_ws, response.request_id, "SENT")
+    send_ws.wait_message(response.request_id, "SENT")
     again = client.messages.resend(response.request_id)
     assert again.message_id
     assert again.message_id != response.request_id
-    wait_status(send_ws, again.message_id, "SENT")
+    send_ws.wait_message(again.message_id, "SENT")
     mails = smtp.recorder.wait_for(email, count=2)
     assert [m.subject for m in mails] == ["Welcome Re", "Welcome Re"]
 
@@ -198,7 +188,7 @@ def test_unknown_template_is_unmapped_and_no_route_is_unroutable(send_ws: Worksp
     missing = client.send.message(
         message={"to": {"email": unique_email("unmapped")}, "template": unique("NOPE")}
     )
-    unmapped = wait_status(send_ws, missing.request_id, "UNMAPPED")
+    unmapped = send_ws.wait_message(missing.request_id, "UNMAPPED")
     assert "not found" in (unmapped.error or "")
     phone_only = client.send.message(
         message={
@@ -207,7 +197,7 @@ def test_unknown_template_is_unmapped_and_no_route_is_unroutable(send_ws: Worksp
             "routing": {"method": "single", "channels": ["sms", "email"]},
         }
     )
-    unroutable = wait_status(send_ws, phone_only.request_id, "UNROUTABLE")
+    unroutable = send_ws.wait_message(phone_only.request_id, "UNROUTABLE")
     assert unroutable.reason == "NO_CHANNELS"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from relaybox_harness import (
     WEBHOOK_SECRET,
@@ -15,18 +14,7 @@ from relaybox_harness import (
     free_port,
     unique,
     unique_email,
-    wait_for,
 )
-
-
-def wait_status(ws: Workspace, message_id: str, *statuses: str, timeout: float = 20.0) -> Any:
-    """Poll the message until its status is one of ``statuses``."""
-    client = ws.client()
-    return wait_for(
-        lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
-        timeout=timeout,
-        what=f"message {message_id} in {statuses}",
-    )
 
 
 def add_webhook(ws: Workspace, receiver: WebhookReceiver) -> str:
@@ -35,11 +23,6 @@ def add_webhook(ws: Workspace, receiver: WebhookReceiver) -> str:
         provider="webhook", settings={"url": receiver.url, "secret": WEBHOOK_SECRET}
     )
     return str(created.id)
-
-
-def history(ws: Workspace, message_id: str) -> list[dict[str, Any]]:
-    """The message's history events as plain dicts."""
-    return [dict(e) for e in ws.client().messages.history(message_id).results]
 
 
 def test_primary_smtp_down_fails_over_to_secondary(
@@ -55,9 +38,9 @@ def test_primary_smtp_down_fails_over_to_secondary(
     response = client.send.message(
         message={"to": {"email": email}, "content": {"title": "Failover", "body": "b"}}
     )
-    message = wait_status(ws, response.request_id, "SENT")
+    message = ws.wait_message(response.request_id, "SENT")
     assert smtp.recorder.wait_for(email)[0].subject == "Failover"
-    events = history(ws, response.request_id)
+    events = ws.history(response.request_id)
     retries = [e for e in events if e["type"] == "RETRYING"]
     assert retries
     assert {e["integration"] for e in retries} == {primary}
@@ -85,7 +68,7 @@ def test_channel_provider_order_is_honoured(
             "channels": {"email": {"providers": [good]}},
         }
     )
-    message = wait_status(ws, response.request_id, "SENT")
+    message = ws.wait_message(response.request_id, "SENT")
     assert [p["integration"] for p in message.to_dict()["providers"]] == [good]
 
 
@@ -108,15 +91,15 @@ def test_permanent_failure_moves_to_the_next_channel_at_once(
             "routing": {"method": "single", "channels": ["webhook", "email"]},
         }
     )
-    wait_status(ws, response.request_id, "SENT")
+    ws.wait_message(response.request_id, "SENT")
     assert time.monotonic() - started < 5
     assert len(webhook_receiver.for_message(response.request_id)) == 1
     assert smtp.recorder.wait_for(email)[0].subject == "Fell through"
-    kinds = [(e["type"], e.get("channel")) for e in history(ws, response.request_id)]
+    kinds = [(e["type"], e.get("channel")) for e in ws.history(response.request_id)]
     assert ("UNDELIVERABLE", "webhook") in kinds
     assert ("SENT", "email") in kinds
     assert ("RETRYING", "webhook") not in kinds
-    (failed,) = [e for e in history(ws, response.request_id) if e["type"] == "UNDELIVERABLE"]
+    (failed,) = [e for e in ws.history(response.request_id) if e["type"] == "UNDELIVERABLE"]
     assert failed["integration"] == hook
 
 
@@ -133,13 +116,13 @@ def test_outage_of_the_only_provider_is_retried_until_it_returns(
             "data": {"scenario": "flaky"},
         }
     )
-    wait_status(ws, response.request_id, "SENT")
+    ws.wait_message(response.request_id, "SENT")
     calls = webhook_receiver.for_message(response.request_id)
     assert [c.status for c in calls] == [500, 500, 200]
     assert len({c.headers.get("Idempotency-Key") for c in calls}) == 1
     assert calls[1].wall - calls[0].wall >= 0.9
     assert calls[2].wall - calls[1].wall >= 1.9
-    kinds = [e["type"] for e in history(ws, response.request_id)]
+    kinds = [e["type"] for e in ws.history(response.request_id)]
     assert kinds.count("RETRYING") == 2
     assert kinds[-1] == "SENT"
 
@@ -157,7 +140,7 @@ def test_all_providers_failing_is_undeliverable_with_the_reason(
             "data": {"scenario": "reject"},
         }
     )
-    message = wait_status(ws, response.request_id, "UNDELIVERABLE")
+    message = ws.wait_message(response.request_id, "UNDELIVERABLE")
     assert message.reason == "PROVIDER_ERROR"
     assert "400" in (message.error or "")
     assert "webhook (" in (message.error or "")
@@ -180,7 +163,7 @@ def test_routing_all_sends_on_every_listed_channel(
             "routing": {"method": "all", "channels": ["email", "webhook"]},
         }
     )
-    message = wait_status(ws, response.request_id, "SENT")
+    message = ws.wait_message(response.request_id, "SENT")
     assert smtp.recorder.wait_for(email)[0].subject == "Everywhere"
     assert len(webhook_receiver.for_message(response.request_id)) == 1
     channels = [p["channel"] for p in message.to_dict()["providers"]]
@@ -207,7 +190,7 @@ def test_delayed_send_survives_a_restart(
     server.kill()
     server.start()
     assert smtp.recorder.wait_for(email, timeout=15)[0].subject == "Survived"
-    wait_status(ws, response.request_id, "SENT")
+    ws.wait_message(response.request_id, "SENT")
     time.sleep(0.5)
     assert len(smtp.recorder.to(email)) == 1
     ws.close()
@@ -234,7 +217,7 @@ def test_send_cut_off_by_sigkill_is_repeated_with_the_same_key(
         server.kill()
         webhook_receiver.release.set()
         server.start()
-        wait_status(ws, response.request_id, "SENT")
+        ws.wait_message(response.request_id, "SENT")
         calls = webhook_receiver.for_message(response.request_id)
         assert len(calls) == 2
         assert calls[0].headers["Idempotency-Key"] == calls[1].headers["Idempotency-Key"]

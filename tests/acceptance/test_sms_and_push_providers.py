@@ -15,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from relaybox_harness import Workspace, unique, wait_for
+from relaybox_harness import Workspace, unique
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from fake_service import FakeService, Received, fake_service
@@ -28,15 +28,6 @@ TOKEN = "acceptance-twilio-token"
 def service() -> Iterator[FakeService]:
     with fake_service() as fake:
         yield fake
-
-
-def wait_status(ws: Workspace, message_id: str, *statuses: str) -> Any:
-    client = ws.client()
-    return wait_for(
-        lambda: m if (m := client.messages.retrieve(message_id)).status in statuses else None,
-        timeout=20,
-        what=f"message {message_id} in {statuses}",
-    )
 
 
 def test_sms_through_twilio(
@@ -70,7 +61,7 @@ def test_sms_through_twilio(
         }
     )
 
-    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
     assert message.status == "SENT", message
     (request,) = service.to(f"/2010-04-01/Accounts/{SID}/Messages.json")
     assert request.method == "POST"
@@ -139,7 +130,7 @@ def test_push_through_fcm(new_workspace: Callable[[str], Workspace], service: Fa
         }
     )
 
-    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
     assert message.status == "SENT", message
     assert [r.path for r in service.requests] == [
         "/token",
@@ -188,7 +179,7 @@ def test_provider_secrets_never_leave_and_survive_a_round_trip(
             "routing": {"method": "single", "channels": ["twilio"]},
         }
     )
-    assert wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE").status == "SENT"
+    assert ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE").status == "SENT"
     (request,) = service.requests
     credentials = (request.header("Authorization") or "").removeprefix("Basic ")
     assert base64.b64decode(credentials).decode() == f"{SID}:{TOKEN}"
