@@ -87,6 +87,22 @@ async def idempotent(
     return _response(status, body)
 
 
+async def idempotent_create(
+    request: Request,
+    workspace_id: str,
+    create: Callable[[dict[str, Any]], Awaitable[Any]],
+    *,
+    status: int = 201,
+) -> Response:
+    """A POST that makes a resource from a JSON object body and answers it, idempotently."""
+    raw = await request.body()
+
+    async def handler() -> tuple[int, bytes]:
+        return status, orjson.dumps(await create(parse_object(raw)))
+
+    return await idempotent(request, workspace_id, raw, handler)
+
+
 def replay(status: int, body: bytes) -> Response:
     response = _response(status, body)
     response.headers["idempotent-replayed"] = "true"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -14,13 +13,10 @@ router = APIRouter(tags=["Brands"])
 
 @router.post("/brands")
 async def create(request: Request, ws: str = WS) -> Response:
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        created = await deps.services(request).brands.create(ws, deps.parse_object(raw))
-        return 200, orjson.dumps(created)
-
-    return await deps.idempotent(request, ws, raw, handler)
+    brands = deps.services(request).brands
+    return await deps.idempotent_create(
+        request, ws, lambda body: brands.create(ws, body), status=200
+    )
 
 
 @router.get("/brands")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -14,14 +13,8 @@ router = APIRouter(tags=["Notifications"])
 
 @router.post("/notifications")
 async def create(request: Request, ws: str = WS) -> Response:
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        body = deps.parse_object(raw)
-        created = await deps.services(request).notifications.create(ws, body)
-        return 201, orjson.dumps(created)
-
-    return await deps.idempotent(request, ws, raw, handler)
+    notifications = deps.services(request).notifications
+    return await deps.idempotent_create(request, ws, lambda body: notifications.create(ws, body))
 
 
 @router.get("/notifications")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -14,13 +13,8 @@ router = APIRouter(tags=["Providers"])
 
 @router.post("/providers")
 async def create(request: Request, ws: str = WS) -> Response:
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        created = await deps.services(request).providers.create(ws, deps.parse_object(raw))
-        return 201, orjson.dumps(created)
-
-    return await deps.idempotent(request, ws, raw, handler)
+    providers = deps.services(request).providers
+    return await deps.idempotent_create(request, ws, lambda body: providers.create(ws, body))
 
 
 @router.get("/providers")

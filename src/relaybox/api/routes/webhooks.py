@@ -3,7 +3,6 @@ these in its UI; this is the API for them)."""
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -15,13 +14,8 @@ router = APIRouter(tags=["Webhooks"])
 
 @router.post("/webhooks")
 async def create(request: Request, ws: str = WS) -> Response:
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        created = await deps.services(request).webhooks.create(ws, deps.parse_object(raw))
-        return 201, orjson.dumps(created)
-
-    return await deps.idempotent(request, ws, raw, handler)
+    webhooks = deps.services(request).webhooks
+    return await deps.idempotent_create(request, ws, lambda body: webhooks.create(ws, body))
 
 
 @router.get("/webhooks")
