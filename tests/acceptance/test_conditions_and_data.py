@@ -3,73 +3,38 @@
 from __future__ import annotations
 
 import json
-import threading
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import courier
 import pytest
 from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
-
-@dataclass
-class DataServer:
-    """A real HTTP server on 127.0.0.1 answering fetch-data requests by path."""
-
-    port: int
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from fake_service import Answer, FakeService, Received, fake_service
 
 
 @pytest.fixture(scope="module")
-def data_server() -> Iterator[DataServer]:
+def data_server() -> Iterator[FakeService]:
     """Serve /plan {"plan": "pro"}, /array [1], /text, /fail 500; record every request."""
-    state = DataServer(port=0)
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            state.requests.append(
-                {
-                    "method": self.command,
-                    "path": self.path,
-                    "headers": dict(self.headers),
-                    "body": body,
-                }
-            )
-            if self.path.startswith("/plan"):
-                status, payload = 200, json.dumps({"plan": "pro", "seats": 3})
-            elif self.path.startswith("/array"):
-                status, payload = 200, "[1, 2]"
-            elif self.path.startswith("/text"):
-                status, payload = 200, "plain text"
-            else:
-                status, payload = 500, json.dumps({"error": "boom"})
-            raw = payload.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+    def respond(received: Received) -> Answer:
+        if received.path.startswith("/plan"):
+            status, payload = 200, json.dumps({"plan": "pro", "seats": 3})
+        elif received.path.startswith("/array"):
+            status, payload = 200, "[1, 2]"
+        elif received.path.startswith("/text"):
+            status, payload = 200, "plain text"
+        else:
+            status, payload = 500, json.dumps({"error": "boom"})
+        return status, {"Content-Type": "application/json"}, payload
 
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with fake_service() as service:
+        service.respond = respond
+        yield service
 
 
 def step_dicts(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
@@ -156,7 +121,7 @@ def test_runaway_condition_hits_its_time_cap_and_the_server_keeps_working(
 
 
 def test_fetch_data_overwrite_feeds_the_next_send(
-    ws: Workspace, smtp: SmtpServer, plan_template: str, data_server: DataServer
+    ws: Workspace, smtp: SmtpServer, plan_template: str, data_server: FakeService
 ) -> None:
     """fetch-data merges {"plan": "pro"} into data; the send renders it; refs expose it."""
     email = unique_email("fetch")
@@ -170,7 +135,7 @@ def test_fetch_data_overwrite_feeds_the_next_send(
                     "merge_strategy": "overwrite",
                     "webhook": {
                         "method": "POST",
-                        "url": data_server.url("/plan/${data.user}"),
+                        "url": f"{data_server.url}/plan/${{data.user}}",
                         "headers": {"X-User": {"$ref": "data.user"}},
                         "params": {"q": "${data.plan}"},
                         "body": {"who": "me"},
@@ -195,10 +160,11 @@ def test_fetch_data_overwrite_feeds_the_next_send(
     (mail,) = smtp.recorder.wait_for(email)
     assert mail.subject == "Plan pro"
     assert "pro" in ws.client().messages.content(send["message_id"]).to_json()
-    (request,) = [r for r in data_server.requests if r["headers"].get("X-User") == user]
-    assert request["method"] == "POST"
-    assert request["path"] == f"/plan/{user.replace(' ', '%20')}?q=basic"
-    assert json.loads(request["body"]) == {"who": "me"}
+    (request,) = [r for r in data_server.requests if r.header("X-User") == user]
+    assert request.method == "POST"
+    assert request.path == f"/plan/{user.replace(' ', '%20')}"
+    assert request.query == {"q": ["basic"]}
+    assert request.json() == {"who": "me"}
 
 
 @pytest.mark.parametrize(
@@ -213,10 +179,10 @@ def test_fetch_data_overwrite_feeds_the_next_send(
     ],
 )
 def test_fetch_failure_is_recorded_and_the_run_continues(
-    ws: Workspace, data_server: DataServer, url: str, message: str
+    ws: Workspace, data_server: FakeService, url: str, message: str
 ) -> None:
     """A refused address, bad response or error status is recorded on the step; the run goes on."""
-    target = data_server.url(url) if url.startswith("/") else url
+    target = f"{data_server.url}{url}" if url.startswith("/") else url
     run = ws.client().automations.invoke.invoke_ad_hoc(
         automation={
             "steps": [

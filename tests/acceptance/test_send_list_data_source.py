@@ -3,56 +3,37 @@ against a real HTTP server on 127.0.0.1, through the official SDK."""
 
 from __future__ import annotations
 
-import json
-import threading
+import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
 
 import pytest
 from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from fake_service import Answer, FakeService, Received, fake_service
+
 
 @pytest.fixture(scope="module")
-def member_api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """GET/POST /member answers {"nickname": "nick-<recipient_id>"}; ids ending "bad" get 500."""
-    seen: list[dict[str, Any]] = []
+def member_api() -> Iterator[FakeService]:
+    """/member answers {"nickname": "nick-<recipient_id>"}; ids ending "bad" get 500."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            query = parse_qs(urlsplit(self.path).query)
-            who = (query.get("recipient_id") or [""])[0]
-            seen.append({"method": self.command, "query": query, "body": body})
-            status = 500 if who.endswith("bad") else 200
-            raw = json.dumps({"nickname": f"nick-{who}", "tier": query.get("tier")}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+    def respond(received: Received) -> Answer:
+        who = (received.query.get("recipient_id") or [""])[0]
+        status = 500 if who.endswith("bad") else 200
+        return status, {}, {"nickname": f"nick-{who}", "tier": received.query.get("tier")}
 
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/member", seen
-    server.shutdown()
-    server.server_close()
+    with fake_service() as service:
+        service.respond = respond
+        yield service
 
 
 def test_each_subscriber_gets_its_own_fetched_data(
-    ws: Workspace, smtp: SmtpServer, member_api: tuple[str, list[dict[str, Any]]]
+    ws: Workspace, smtp: SmtpServer, member_api: FakeService
 ) -> None:
     """Every subscriber's message renders the data fetched for it; a failed fetch skips only
     that subscriber and is reported on the step."""
-    url, seen = member_api
+    url, seen = f"{member_api.url}/member", member_api.requests
     client = ws.client()
     template = unique("DATASRC")
     ws.add_template(template, "Hi {{nickname}} ({{plan}})", "Body")
@@ -90,15 +71,15 @@ def test_each_subscriber_gets_its_own_fetched_data(
     assert output["recipients"] == 2
     assert output["data_source"]["failed"] == 1
     assert "webhook answered HTTP 500" in output["data_source"]["errors"][0]
-    mine = [r for r in seen if (r["query"].get("recipient_id") or [""])[0] in emails]
-    assert sorted(r["query"]["recipient_id"][0] for r in mine) == sorted(emails)
-    assert all(r["query"]["tier"] == ["gold"] for r in mine)
+    mine = [r for r in seen if (r.query.get("recipient_id") or [""])[0] in emails]
+    assert sorted(r.query["recipient_id"][0] for r in mine) == sorted(emails)
+    assert all(r.query["tier"] == ["gold"] for r in mine)
 
 
 def test_a_post_data_source_carries_the_recipient_in_its_json_body(
-    ws: Workspace, smtp: SmtpServer, member_api: tuple[str, list[dict[str, Any]]]
+    ws: Workspace, smtp: SmtpServer, member_api: FakeService
 ) -> None:
-    url, seen = member_api
+    url, seen = f"{member_api.url}/member", member_api.requests
     client = ws.client()
     template = unique("DATAPOST")
     ws.add_template(template, "Hello {{nickname}}", "Body")
@@ -117,10 +98,8 @@ def test_a_post_data_source_carries_the_recipient_in_its_json_body(
     (mail,) = smtp.recorder.wait_for(email)
     # The default merge_strategy (replace) still renders the fetched field.
     assert mail.subject == f"Hello nick-{user}"
-    (posted,) = [
-        r for r in seen if r["method"] == "POST" and (r["body"] or {}).get("recipient_id") == user
-    ]
-    assert posted["body"] == {"source": "relaybox", "recipient_id": user}
+    (posted,) = [r for r in seen if r.method == "POST" and r.json().get("recipient_id") == user]
+    assert posted.json() == {"source": "relaybox", "recipient_id": user}
 
 
 def test_a_refused_data_source_address_fails_every_fetch_and_sends_nothing(
