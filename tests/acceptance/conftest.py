@@ -15,8 +15,10 @@ import psycopg
 import pytest
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path; the
-# test modules import the shared harness module next to this file.
+# test modules import the shared harness module next to this file, and the fake provider
+# service (fake_service) shared with the integration tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from relaybox_harness import (
     LIVE_SERVERS,

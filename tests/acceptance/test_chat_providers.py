@@ -3,17 +3,13 @@ the apprise bridge (a json:// URL), each received by a real HTTP server on 127.0
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from relaybox_harness import Workspace, unique, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from fake_service import FakeService, fake_service
+from relaybox_harness import Workspace, unique, wait_for
 
 
 @pytest.fixture

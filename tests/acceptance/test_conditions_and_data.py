@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import courier
 import pytest
-from relaybox_harness import SmtpServer, Workspace, unique, unique_email
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from fake_service import Answer, FakeService, Received, fake_service
+from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import base64
 import contextlib
 import json
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import courier
 import psycopg
 import pytest
+from fake_service import FakeService, fake_service
 from relaybox_harness import (
     RelayboxServer,
     SmtpServer,
@@ -25,9 +24,6 @@ from relaybox_harness import (
     unique_email,
 )
 from test_send_test_mode import create_test_key
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from fake_service import FakeService, fake_service
 
 SETTLED = ("SENT", "UNDELIVERABLE", "UNROUTABLE", "SIMULATED")
 

@@ -3,15 +3,11 @@ against a real HTTP server on 127.0.0.1, through the official SDK."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from relaybox_harness import SmtpServer, Workspace, unique, unique_email
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from fake_service import Answer, FakeService, Received, fake_service
+from relaybox_harness import SmtpServer, Workspace, unique, unique_email
 
 
 @pytest.fixture(scope="module")

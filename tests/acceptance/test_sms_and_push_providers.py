@@ -5,9 +5,7 @@ Google (token endpoint + FCM v1)."""
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,10 +13,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from relaybox_harness import Workspace, unique
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from fake_service import FakeService, Received, fake_service
+from relaybox_harness import Workspace, unique
 
 SID = "AC00000000000000000000000000000001"
 TOKEN = "acceptance-twilio-token"
