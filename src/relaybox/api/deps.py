@@ -79,12 +79,19 @@ async def idempotent(
     if idem is None:
         status, body = await handler()
         return _response(status, body)
-    svc = services(request).idempotency
-    saved = await svc.saved(idem)
-    if saved is not None:
-        return replay(saved.status_code, saved.body)
-    status, body = await svc.run(idem, handler)
+    earlier = await replayed(request, idem)
+    if earlier is not None:
+        return earlier
+    status, body = await services(request).idempotency.run(idem, handler)
     return _response(status, body)
+
+
+async def replayed(request: Request, idem: Idempotency | None) -> Response | None:
+    """The saved answer to an earlier request with the same Idempotency-Key, if there is one."""
+    if idem is None:
+        return None
+    saved = await services(request).idempotency.saved(idem)
+    return None if saved is None else replay(saved.status_code, saved.body)
 
 
 async def idempotent_create(

@@ -26,11 +26,10 @@ async def invoke_ad_hoc(request: Request, ws: str = Depends(deps.workspace)) -> 
     raw = await request.body()
     body = deps.parse_object(raw)
     idem = deps.idempotency_for(request, ws, raw)
+    earlier = await deps.replayed(request, idem)
+    if earlier is not None:
+        return earlier
     svc = deps.services(request)
-    if idem is not None:
-        saved = await svc.idempotency.saved(idem)
-        if saved is not None:
-            return deps.replay(saved.status_code, saved.body)
     return _invoked(await svc.automations.invoke_ad_hoc(ws, body, idem))
 
 
@@ -42,11 +41,10 @@ async def invoke_saved(
     raw = await request.body()
     body = deps.parse_object(raw, required=False)
     idem = deps.idempotency_for(request, ws, raw)
+    earlier = await deps.replayed(request, idem)
+    if earlier is not None:
+        return earlier
     svc = deps.services(request)
-    if idem is not None:
-        saved = await svc.idempotency.saved(idem)
-        if saved is not None:
-            return deps.replay(saved.status_code, saved.body)
     return _invoked(await svc.automations.invoke_saved(ws, template_id, body, idem))
 
 

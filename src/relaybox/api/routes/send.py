@@ -17,11 +17,10 @@ async def send_message(request: Request, ws: str = Depends(deps.workspace)) -> R
     raw = await request.body()
     body = deps.parse_object(raw)
     idem = deps.idempotency_for(request, ws, raw)
+    earlier = await deps.replayed(request, idem)
+    if earlier is not None:
+        return earlier
     svc = deps.services(request)
-    if idem is not None:
-        saved = await svc.idempotency.saved(idem)
-        if saved is not None:
-            return deps.replay(saved.status_code, saved.body)
     simulated = await deps.test_mode(request)
     accepted = await svc.sending.send(ws, body, idem, simulated=simulated)
     if accepted.replay is not None:
