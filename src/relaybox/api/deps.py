@@ -110,6 +110,24 @@ async def idempotent_create(
     return await idempotent(request, workspace_id, raw, handler)
 
 
+async def idempotent_action(
+    request: Request,
+    workspace_id: str,
+    act: Callable[[dict[str, Any]], Awaitable[Any]],
+    *,
+    answer: tuple[int, bytes],
+    required: bool = True,
+) -> Response:
+    """A POST that acts on its JSON object body and gives a fixed ``answer``, idempotently."""
+    raw = await request.body()
+
+    async def handler() -> tuple[int, bytes]:
+        await act(parse_object(raw, required=required))
+        return answer
+
+    return await idempotent(request, workspace_id, raw, handler)
+
+
 def replay(status: int, body: bytes) -> Response:
     response = _response(status, body)
     response.headers["idempotent-replayed"] = "true"

@@ -56,13 +56,10 @@ async def subscriptions(
 @router.post("/lists/{list_id}/subscriptions", status_code=204)
 async def add(list_id: str, request: Request, ws: str = WS) -> Response:
     """Subscribe more users (existing subscriptions untouched; the list is auto-created)."""
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        await deps.services(request).lists.add(ws, list_id, deps.parse_object(raw))
-        return 204, b""
-
-    return await deps.idempotent(request, ws, raw, handler)
+    lists = deps.services(request).lists
+    return await deps.idempotent_action(
+        request, ws, lambda body: lists.add(ws, list_id, body), answer=(204, b"")
+    )
 
 
 @router.put("/lists/{list_id}/subscriptions", status_code=204)

@@ -69,14 +69,14 @@ async def list_versions(
 
 @router.post("/notifications/{template_id}/publish", status_code=204)
 async def publish(template_id: str, request: Request, ws: str = WS) -> Response:
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        body = deps.parse_object(raw, required=False)
-        await deps.services(request).notifications.publish(ws, template_id, body)
-        return 204, b""
-
-    return await deps.idempotent(request, ws, raw, handler)
+    notifications = deps.services(request).notifications
+    return await deps.idempotent_action(
+        request,
+        ws,
+        lambda body: notifications.publish(ws, template_id, body),
+        answer=(204, b""),
+        required=False,
+    )
 
 
 @router.get("/notifications/{template_id}/metrics")

@@ -16,13 +16,10 @@ SUCCESS = orjson.dumps({"status": "SUCCESS"})
 @router.post("/profiles/{user_id}")
 async def merge(user_id: str, request: Request, ws: str = WS) -> Response:
     """Merge into the profile, creating it if absent."""
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        await deps.services(request).profiles.merge(ws, user_id, deps.parse_object(raw))
-        return 200, SUCCESS
-
-    return await deps.idempotent(request, ws, raw, handler)
+    profiles = deps.services(request).profiles
+    return await deps.idempotent_action(
+        request, ws, lambda body: profiles.merge(ws, user_id, body), answer=(200, SUCCESS)
+    )
 
 
 @router.put("/profiles/{user_id}")
@@ -61,13 +58,10 @@ async def lists(
 @router.post("/profiles/{user_id}/lists")
 async def subscribe(user_id: str, request: Request, ws: str = WS) -> Response:
     """Subscribe the user to lists, creating lists that do not exist yet."""
-    raw = await request.body()
-
-    async def handler() -> tuple[int, bytes]:
-        await deps.services(request).profiles.subscribe(ws, user_id, deps.parse_object(raw))
-        return 200, SUCCESS
-
-    return await deps.idempotent(request, ws, raw, handler)
+    profiles = deps.services(request).profiles
+    return await deps.idempotent_action(
+        request, ws, lambda body: profiles.subscribe(ws, user_id, body), answer=(200, SUCCESS)
+    )
 
 
 @router.delete("/profiles/{user_id}/lists")
