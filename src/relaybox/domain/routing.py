@@ -215,6 +215,18 @@ def exhausted(
     return _Walk(attempts, now, limits or Limits(), frozenset()).used_up(candidate)
 
 
+def execution_budget(route: Group | Leg, limits: Limits | None = None) -> int:
+    """How many executions a send step over ``route`` may take before it is given up.
+
+    A send is released for a retry only after a retryable call in that execution, and each
+    provider takes at most ``limits.tries`` of those, so ``tries * providers`` executions let
+    every provider in a failover chain use all its tries; one spare per provider absorbs an
+    execution lost to a crash mid-call. Finite, so the run always ends even if no deadline
+    did (the message deadline usually ends it sooner).
+    """
+    return ((limits or Limits()).tries + 1) * max(1, len(candidates(route)))
+
+
 def candidates(route: Group | Leg) -> list[Candidate]:
     """Every provider in the route, in routing order."""
     if isinstance(route, Leg):
