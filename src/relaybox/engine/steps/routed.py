@@ -338,6 +338,8 @@ def _attempt(
                 "subject": out.subject,
                 "text": out.text,
                 "html": out.html,
+                # What GET /messages/{id}/output shows as blocks (push, chat, webhook, inbox).
+                "parts": dict(out.parts),
                 "channel_id": pick.integration,
             },
         },
