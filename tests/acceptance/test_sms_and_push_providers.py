@@ -148,12 +148,17 @@ def test_courier_provider_key_is_an_alias_of_ours(
             "content": {"title": "Aliased", "body": "b"},
             "routing": {"method": "single", "channels": ["firebase-fcm"]},
             "timeout": {"provider": {"firebase-fcm": 60_000}},
+            "providers": {
+                "firebase-fcm": {"override": {"body": {"android": {"priority": "high"}}}}
+            },
         }
     )
 
     message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
     assert message.status == "SENT", message
-    assert service.requests[-1].json()["message"]["token"] == "device-xyz"
+    sent_message = service.requests[-1].json()["message"]
+    assert sent_message["token"] == "device-xyz"
+    assert sent_message["android"] == {"priority": "high"}
     history = client.messages.history(response.request_id).to_dict()["results"]
     (sent,) = [e for e in history if e["type"] == "SENT"]
     assert (sent["provider"], sent["integration"]) == ("fcm", created.id)
