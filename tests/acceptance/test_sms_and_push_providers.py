@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+import courier
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -89,31 +90,76 @@ def google(service: FakeService, project: str) -> Callable[[Received], Any]:
     return respond
 
 
+def fcm_settings(service: FakeService, project: str) -> dict[str, Any]:
+    """An FCM configuration whose service account and API are ``service``."""
+    pem = _KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "service_account": {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "kid-1",
+            "private_key": pem,
+            "client_email": f"push@{project}.iam.gserviceaccount.com",
+            "token_uri": f"{service.url}/token",
+        },
+        "base_url": service.url,
+    }
+
+
+def test_courier_provider_key_is_an_alias_of_ours(
+    new_workspace: Callable[[str], Workspace], service: FakeService
+) -> None:
+    """Courier's "firebase-fcm" configures, lists, routes and overrides our FCM provider."""
+    project = "relaybox-courier-keys"
+    service.respond = google(service, project)
+    ws = new_workspace("fcm-alias")
+    client = ws.client()
+    created = client.providers.create(
+        provider="firebase-fcm", settings=fcm_settings(service, project)
+    )
+    shown = client.providers.retrieve(created.id).to_dict()
+    assert shown["provider"] == "firebase-fcm"
+    assert shown["settings"]["service_account"] == "********"
+    (entry,) = client.providers.catalog.list(keys="firebase-fcm").to_dict()["results"]
+    assert entry["provider"] == "fcm"
+    user = unique("alias-user")
+    client.profiles.create(user, profile={"firebaseToken": "device-xyz"})
+
+    response = client.send.message(
+        message={
+            "to": {"user_id": user},
+            "content": {"title": "Aliased", "body": "b"},
+            "routing": {"method": "single", "channels": ["firebase-fcm"]},
+            "timeout": {"provider": {"firebase-fcm": 60_000}},
+            "providers": {
+                "firebase-fcm": {"override": {"body": {"android": {"priority": "high"}}}}
+            },
+        }
+    )
+
+    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    assert message.status == "SENT", message
+    sent_message = service.requests[-1].json()["message"]
+    assert sent_message["token"] == "device-xyz"
+    assert sent_message["android"] == {"priority": "high"}
+    history = client.messages.history(response.request_id).to_dict()["results"]
+    (sent,) = [e for e in history if e["type"] == "SENT"]
+    assert (sent["provider"], sent["integration"]) == ("fcm", created.id)
+    with pytest.raises(courier.BadRequestError, match="unknown provider"):
+        client.providers.create(provider="firebase", settings={})
+
+
 def test_push_through_fcm(new_workspace: Callable[[str], Workspace], service: FakeService) -> None:
     """A push send exchanges the service account's JWT for a token and calls FCM v1."""
     project = "relaybox-acceptance"
     service.respond = google(service, project)
     ws = new_workspace("fcm")
     client = ws.client()
-    pem = _KEY.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    client.providers.create(
-        provider="fcm",
-        settings={
-            "service_account": {
-                "type": "service_account",
-                "project_id": project,
-                "private_key_id": "kid-1",
-                "private_key": pem,
-                "client_email": f"push@{project}.iam.gserviceaccount.com",
-                "token_uri": f"{service.url}/token",
-            },
-            "base_url": service.url,
-        },
-    )
+    client.providers.create(provider="fcm", settings=fcm_settings(service, project))
     user = unique("push-user")
     client.profiles.create(user, profile={"firebaseToken": "device-abc"})
 

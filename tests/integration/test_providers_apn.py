@@ -333,3 +333,30 @@ def test_settings_need_an_es256_key_and_hide_it() -> None:
     stored = validate_settings("apn", {**base, "private_key": P8})
     assert stored["base_url"] == "https://api.push.apple.com"
     assert mask_settings("apn", stored)["private_key"] == "********"
+
+
+async def test_override_body_and_headers_reach_apns(apns: FakeApns) -> None:
+    """A send's override.body is merged into the payload and its headers into the request;
+    the provider's own credentials and apns-id cannot be overridden."""
+    apns.pushes.clear()
+    provider = ApnProvider(settings(apns), guard=OutboundGuard([LOCAL]))
+    override = {
+        "body": {"aps": {"sound": "default", "alert": {"title": "Overridden"}}},
+        "headers": {"apns-priority": "5", "apns-collapse-id": "order-42"},
+    }
+    try:
+        await provider.send(push(data={}, override=override))
+        with pytest.raises(PermanentDeliveryError, match="may not set authorization"):
+            await provider.send(push(data={}, override={"headers": {"authorization": "x"}}))
+    finally:
+        await provider.aclose()
+
+    (received,) = apns.pushes
+    assert received.headers["apns-priority"] == "5"
+    assert received.headers["apns-collapse-id"] == "order-42"
+    assert received.body == {
+        "aps": {
+            "alert": {"title": "Overridden", "body": "Your order 42 is on its way."},
+            "sound": "default",
+        }
+    }

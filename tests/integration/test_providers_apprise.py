@@ -126,3 +126,16 @@ def test_settings_validate_urls_and_channel_and_mask_the_urls() -> None:
     stored = validate_settings("apprise", {"urls": "ntfy://ntfy.example.com/topic"})
     assert stored == {"urls": ["ntfy://ntfy.example.com/topic"], "channel": "push", "timeout": 30.0}
     assert mask_settings("apprise", stored)["urls"] == "********"
+
+
+async def test_override_body_sets_title_and_body(receiver: FakeService) -> None:
+    """A send's override.body title / body are what the services receive."""
+    p = provider(urls=url(receiver, "json", "/notify"))
+    override = {"body": {"title": "Overridden", "body": "New body"}}
+
+    await p.send(
+        rendered("push", parts={"title": "Shipped!", "body": "Track it"}, override=override)
+    )
+
+    (request,) = receiver.requests
+    assert (request.json()["title"], request.json()["message"]) == ("Overridden", "New body")

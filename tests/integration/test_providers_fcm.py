@@ -240,3 +240,26 @@ def test_settings_accept_the_key_file_as_text_and_mask_it() -> None:
         validate_settings("fcm", {"service_account": "{"})
     with pytest.raises(ValidationError, match="project_id"):
         validate_settings("fcm", {"service_account": {**account, "project_id": ""}})
+
+
+async def test_override_body_is_merged_into_the_v1_message(
+    google: Google, http: httpx.AsyncClient
+) -> None:
+    """A send's override.body (providers.firebase-fcm.override) reshapes FCM's ``message``."""
+    google.send_answer = (200, {}, {"name": f"projects/{PROJECT}/messages/0:2"})
+    override = {
+        "body": {
+            "notification": {"title": "Overridden"},
+            "android": {"priority": "high"},
+        }
+    }
+
+    await provider(google, http).send(push(data={}, override=override))
+
+    assert google.sends()[0].json() == {
+        "message": {
+            "token": "device-token-1",
+            "notification": {"title": "Overridden", "body": "Your order 42 is on its way."},
+            "android": {"priority": "high"},
+        }
+    }

@@ -56,6 +56,7 @@ async def test_webhook_without_parts_sends_the_text(
 ) -> None:
     """Without rendered chat parts the text is the message's text and no blocks are sent."""
     slack.respond = lambda r: (200, {}, "ok")
+    slack.respond = lambda r: (200, {"Content-Type": "text/plain"}, "ok")
     await provider(slack, http, webhook_url=slack.url + HOOK_PATH).send(chat())
     assert slack.requests[0].json() == {"text": "Your order 42 is on its way."}
 
@@ -199,3 +200,33 @@ def test_settings_need_one_mode_and_hide_secrets() -> None:
         "base_url": "https://slack.com/api",
         "timeout": 10.0,
     }
+
+
+async def test_override_body_is_merged_into_the_message(
+    slack: FakeService, http: httpx.AsyncClient
+) -> None:
+    """A send's override.body (providers.slack.override) is merged into chat.postMessage."""
+    slack.respond = post_message_ok
+    override = {"body": {"unfurl_links": False, "username": "Relaybox", "channel": "C0OVERRIDE"}}
+
+    await provider(slack, http, token=BOT_TOKEN, channel="C0DEFAULT").send(chat(override=override))
+
+    (posted,) = slack.requests
+    assert posted.json() == {
+        "channel": "C0OVERRIDE",
+        "text": "Your order 42 is on its way.",
+        "unfurl_links": False,
+        "username": "Relaybox",
+    }
+
+
+async def test_override_body_reaches_an_incoming_webhook(
+    slack: FakeService, http: httpx.AsyncClient
+) -> None:
+    """Webhook mode: the override.body is merged into the posted JSON."""
+    slack.respond = lambda r: (200, {"Content-Type": "text/plain"}, "ok")
+    await provider(slack, http, webhook_url=slack.url + HOOK_PATH).send(
+        chat(override={"body": {"text": "Replaced", "icon_emoji": ":bell:"}})
+    )
+    (hooked,) = slack.requests
+    assert hooked.json() == {"text": "Replaced", "icon_emoji": ":bell:"}

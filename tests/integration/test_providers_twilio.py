@@ -178,3 +178,20 @@ def test_settings_are_validated_and_the_token_masked() -> None:
     masked = mask_settings("twilio", stored)
     assert masked["auth_token"] == "********"
     assert masked["account_sid"] == SID
+
+
+async def test_override_body_sets_form_fields(twilio: FakeService, http: httpx.AsyncClient) -> None:
+    """A send's override.body (providers.twilio.override) sets any form field; lists repeat."""
+    twilio.respond = lambda r: (201, {}, {"sid": "SM43", "status": "queued"})
+    media = ["https://cdn.example.com/a.png", "https://cdn.example.com/b.png"]
+    override = {"body": {"From": "+15005550009", "Body": "Overridden", "MediaUrl": media}}
+
+    await provider(twilio, http).send(sms(override=override))
+
+    (request,) = twilio.requests
+    assert request.form() == {
+        "To": ["+14155550123"],
+        "From": ["+15005550009"],
+        "Body": ["Overridden"],
+        "MediaUrl": media,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relaybox.domain import delivery
+from relaybox.domain import delivery, routing
 from relaybox.domain.routing import Candidate, build_route
 from relaybox.errors import ValidationError
 
@@ -105,3 +105,18 @@ def test_nested_routing_is_validated_to_its_depth() -> None:
         deep = {"method": "all", "channels": [deep]}
     with pytest.raises(ValidationError, match="nested deeper"):
         delivery.parse_routing(deep)
+
+
+def test_courier_provider_keys_set_overrides_and_timeouts_of_ours() -> None:
+    """``providers.firebase-fcm`` is ``providers.fcm``; our own key wins when both are given."""
+    fcm = routing.Candidate("push", "prv_f", "fcm")
+    message = {
+        "providers": {
+            "firebase-fcm": {"override": {"body": {"a": 1}}, "timeouts": 3000},
+        },
+    }
+    assert delivery.overrides(message, fcm) == {"body": {"a": 1}}
+    route = routing.Group(routing.SINGLE, (routing.Leg("push", routing.SINGLE, (fcm,)),))
+    assert delivery.limits(message, route).provider_seconds == {"prv_f": 3.0}
+    both = {"providers": {"fcm": {"override": {"b": 2}}, "firebase-fcm": {"override": {"c": 3}}}}
+    assert delivery.overrides(both, fcm) == {"b": 2}

@@ -295,29 +295,34 @@ async def test_retry_resends_the_same_message_with_the_same_key(world: World) ->
 
 
 async def test_exhausted_retries_make_the_message_undeliverable(world: World) -> None:
-    """When the last allowed attempt fails, the run is ERROR and the message UNDELIVERABLE."""
-    world.provider.script = [RetryableDeliveryError("busy"), RetryableDeliveryError("busy")]
-    engine = world.engine_for("worker-1", RetryPolicy(max_attempts=2))
-    await engine.process(await world.create("run_1"))
-    world.clock.advance(1)
-    [claimed] = await world.claim("worker-1")
-    result = await engine.process(claimed)
+    """When the provider's last try fails, the run is ERROR and the message UNDELIVERABLE."""
+    world.provider.script = [RetryableDeliveryError("busy")] * 3
+    engine = world.engine_for("worker-1")
+    result = await engine.process(await world.create("run_1"))
+    for wait in (1, 2):
+        world.clock.advance(wait)
+        [claimed] = await world.claim("worker-1")
+        result = await engine.process(claimed)
     assert result.status is RunStatus.ERROR
-    assert result.error == "Step 1 (send) failed: busy (gave up after 2 attempts)"
+    assert result.error == "Step 1 (send) failed: busy"
     message = await world.message_of(await world.run("run_1"))
     assert (message.status, message.reason) == ("UNDELIVERABLE", "PROVIDER_ERROR")
     assert await world.store.next_due_at() is None
+    assert (await world.event_types(message))[-1] == "UNDELIVERABLE"
 
 
-async def test_exhausted_retries_record_a_terminal_event(world: World) -> None:
-    """The message history of an exhausted send ends UNDELIVERABLE, not with a RETRYING promise."""
+async def test_a_send_is_bounded_by_its_route_not_the_engine_policy(world: World) -> None:
+    """The engine's generic cap does not cut a send short: its route sets the bound."""
     world.provider.script = [RetryableDeliveryError("busy")]
     engine = world.engine_for("worker-1", RetryPolicy(max_attempts=1))
     result = await engine.process(await world.create("run_1"))
-    assert result.status is RunStatus.ERROR
+    assert result.status is RunStatus.PROCESSING
+    world.clock.advance(1)
+    [claimed] = await world.claim("worker-1")
+    result = await engine.process(claimed)
+    assert result.status is RunStatus.PROCESSED
     message = await world.message_of(await world.run("run_1"))
-    assert message.status == "UNDELIVERABLE"
-    assert (await world.event_types(message))[-1] == "UNDELIVERABLE"
+    assert message.status == "SENT"
 
 
 async def test_unpublished_template_fails_without_calling_the_provider(world: World) -> None:

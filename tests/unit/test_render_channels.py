@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from relaybox.errors import ValidationError
+from relaybox.templates import channels
 from relaybox.templates.render import render, validate_content
 
 
@@ -224,3 +225,25 @@ def test_raw_must_be_an_object_with_valid_templates() -> None:
         validate_content(_doc({"type": "channel", "channel": "chat", "raw": "blocks"}))
     with pytest.raises(ValidationError, match=r"elements\[0\]\.raw\.text"):
         validate_content(_doc({"type": "channel", "channel": "chat", "raw": {"text": "{{#if}}"}}))
+
+
+def test_output_blocks_come_from_each_channels_parts() -> None:
+    """GET /messages/{id}/output blocks: chat Block Kit, push body, sms text; email has none."""
+    parts = [
+        {"type": "text", "content": "Hello"},
+        {"type": "action", "content": "Open", "href": "https://example.com"},
+        {"type": "divider"},
+    ]
+    chat = channels.parts_for("chat", subject="Hi", text="Hello", parts=parts)
+    assert channels.output_blocks("chat", chat, "Hello") == [
+        {"type": "text", "text": "Hello"},
+        {"type": "action", "text": "Open"},
+        {"type": "divider", "text": ""},
+    ]
+    push = channels.parts_for("push", subject="Hi", text="One\n\nTwo", parts=parts)
+    assert channels.output_blocks("push", push, "One\n\nTwo") == [
+        {"type": "text", "text": "One"},
+        {"type": "text", "text": "Two"},
+    ]
+    assert channels.output_blocks("sms", {}, "Code 1") == [{"type": "text", "text": "Code 1"}]
+    assert channels.output_blocks("email", {}, "Body") == []

@@ -282,3 +282,45 @@ async def test_unconfirmed_call_counts_as_sent_and_the_rest_of_all_goes_on(world
     assert stored.providers[0]["unconfirmed"] is True
     sent = [e for e in await world.events(stored) if e["type"] == "SENT"]
     assert [e.get("unconfirmed", False) for e in sent] == [True, False]
+
+
+async def test_a_chain_of_three_webhooks_gets_every_retry_past_the_engine_cap(
+    world: World,
+) -> None:
+    """a and b fail three times each, c twice then delivers: seven executions (the engine's
+    generic cap is five), each due exactly at its backoff, every attempt in the history."""
+    world.fakes["c"] = Fake("webhook")
+    await world.store.put_resource(
+        Resource(
+            workspace_id=WS,
+            kind="provider",
+            id="prv_c",
+            created_at=NOW + ord("c"),
+            updated_at=NOW,
+            name="c",
+            published={"provider": "webhook", "settings": {"name": "c"}},
+            published_version=1,
+            published_at=NOW,
+        )
+    )
+    world.fakes["a"].script = [RetryableDeliveryError("a down")] * 3
+    world.fakes["b"].script = [RetryableDeliveryError("b down")] * 3
+    world.fakes["c"].script = [RetryableDeliveryError("c down")] * 2
+    run = await world.send(webhook_only())
+    due: list[float] = []
+    while run.status is RunStatus.PROCESSING:
+        assert run.due_at is not None
+        due.append(run.due_at - NOW)
+        world.clock.advance(run.due_at - world.clock.now())
+        run = await world.resume()
+    assert run.status is RunStatus.PROCESSED
+    assert due == [1, 3, 4, 6, 7, 9]
+    assert [t - NOW for t, _ in world.fakes["a"].calls] == [0, 1, 3]
+    assert [t - NOW for t, _ in world.fakes["b"].calls] == [3, 4, 6]
+    assert [t - NOW for t, _ in world.fakes["c"].calls] == [6, 7, 9]
+    message = await world.message(run)
+    assert message.status == "SENT"
+    history = [(e["type"], e.get("integration")) for e in await world.events(message)]
+    tried = [i for kind, i in history if kind == "ROUTED"]
+    assert tried == ["prv_a"] * 3 + ["prv_b"] * 3 + ["prv_c"] * 3
+    assert history[-1] == ("SENT", "prv_c")

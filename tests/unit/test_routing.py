@@ -117,3 +117,25 @@ def test_a_providers_own_verdict_on_the_address_wins() -> None:
         channel_providers={},
     )
     assert with_slack == [[bot]]
+
+
+def test_courier_provider_keys_route_to_ours() -> None:
+    """Courier's "firebase-fcm" names our fcm provider in routing entries and channel orders."""
+    fcm = Candidate("push", "prv_f", "fcm", addressed=True)
+    push = {"firebaseToken": "t"}
+    found = build_groups(
+        method="single",
+        entries=["firebase-fcm"],
+        configured=[fcm],
+        profile=push,
+        channel_providers={},
+    )
+    assert found == [[fcm]]
+    ordered = build_groups(
+        method="single",
+        entries=["push"],
+        configured=[fcm],
+        profile=push,
+        channel_providers={"push": ["firebase-fcm"]},
+    )
+    assert ordered == [[fcm]]

@@ -255,9 +255,9 @@ def limits(message: Mapping[str, Any], route: routing.Group) -> routing.Limits:
     ``timeout.channel.<name>``, ``channels.<name>.timeouts.channel``, then the default.
     """
     timeout = message.get("timeout") or {}
-    per_provider = timeout.get("provider") or {}
+    per_provider = routing.by_provider_key(timeout.get("provider") or {})
     per_channel = timeout.get("channel") or {}
-    providers = message.get("providers") or {}
+    providers = routing.by_provider_key(message.get("providers") or {})
     channels = message.get("channels") or {}
     provider_seconds: dict[str, float] = {}
     for c in routing.candidates(route):
@@ -297,7 +297,7 @@ def overrides(message: Mapping[str, Any], candidate: routing.Candidate) -> dict[
     ``override``, then the provider's (by kind, then by configuration id), merged deeply."""
     merged: dict[str, Any] = {}
     channels = message.get("channels") or {}
-    providers = message.get("providers") or {}
+    providers = routing.by_provider_key(message.get("providers") or {})
     layers: Sequence[Any] = (
         (channels.get(candidate.channel) or {}).get("override"),
         (providers.get(candidate.provider) or {}).get("override"),

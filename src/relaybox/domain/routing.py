@@ -33,6 +33,28 @@ ADDRESS_FIELDS: Mapping[str, str | None] = {
     "inbox": None,
 }
 
+#: Courier's provider keys for providers Relaybox implements under another key (Courier's
+#: device tokens name FCM "firebase-fcm", courier-api.md §Users); Courier's other keys for
+#: what Relaybox implements ("apn", "twilio", "slack", "smtp", "webhook") are the same.
+COURIER_PROVIDER_KEYS: Mapping[str, str] = {"firebase-fcm": "fcm"}
+
+
+def provider_key(name: str) -> str:
+    """Relaybox's key for a provider named by Relaybox's or Courier's key."""
+    return COURIER_PROVIDER_KEYS.get(name, name)
+
+
+def by_provider_key(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``message.providers``-style settings keyed by Relaybox's provider keys (configuration
+    ids pass through); Relaybox's own key wins over Courier's alias when both are given."""
+    found: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name in COURIER_PROVIDER_KEYS and provider_key(name) in settings:
+            continue
+        found[provider_key(name)] = value
+    return found
+
+
 #: Tries per provider (the first included) for retryable failures before moving on.
 TRIES_PER_PROVIDER = 3
 
@@ -139,6 +161,7 @@ def build_route(
     (a false ``if``) are left out. A provider appears in the route once, where first named.
     """
     seen: set[str] = set()
+    excluded_providers = {provider_key(p) for p in excluded_providers}
 
     def leg(entry: str) -> Leg | None:
         rule = (channels or {}).get(entry) or {}
@@ -147,7 +170,7 @@ def build_route(
                 return None
             members = _channel_candidates(entry, configured, rule.get("providers"))
         else:
-            members = [c for c in configured if c.provider == entry]
+            members = [c for c in configured if c.provider == provider_key(entry)]
         members = [
             c
             for c in members
@@ -182,7 +205,9 @@ def _channel_candidates(
     ordered: list[Candidate] = []
     for name in order:
         ordered.extend(
-            c for c in members if name in (c.provider, c.integration) and c not in ordered
+            c
+            for c in members
+            if provider_key(name) in (c.provider, c.integration) and c not in ordered
         )
     return ordered
 
@@ -213,6 +238,18 @@ def exhausted(
 ) -> bool:
     """True when ``candidate`` gets no further try (failed for good, out of tries or time)."""
     return _Walk(attempts, now, limits or Limits(), frozenset()).used_up(candidate)
+
+
+def execution_budget(route: Group | Leg, limits: Limits | None = None) -> int:
+    """How many executions a send step over ``route`` may take before it is given up.
+
+    A send is released for a retry only after a retryable call in that execution, and each
+    provider takes at most ``limits.tries`` of those, so ``tries * providers`` executions let
+    every provider in a failover chain use all its tries; one spare per provider absorbs an
+    execution lost to a crash mid-call. Finite, so the run always ends even if no deadline
+    did (the message deadline usually ends it sooner).
+    """
+    return ((limits or Limits()).tries + 1) * max(1, len(candidates(route)))
 
 
 def candidates(route: Group | Leg) -> list[Candidate]:

@@ -64,6 +64,9 @@ class StepFailed:
     #: The failure is recorded on the step but the run goes on (fetch-data, per Courier:
     #: "the automation will continue processing subsequent steps").
     continue_run: bool = False
+    #: Executions of this step allowed in total, when the step derives its own bound (a send's
+    #: route, see ``routing.execution_budget``); None: the retry policy's generic cap.
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,8 @@ def _succeeded(run: Run, event: StepSucceeded, now: float) -> Decision:
 def _failed(run: Run, event: StepFailed, now: float, policy: RetryPolicy) -> Decision:
     current = _current(run, event.index)
     step = replace(current, message_id=event.message_id or current.message_id)
+    if event.max_attempts is not None:
+        policy = replace(policy, max_attempts=event.max_attempts)
     if not event.retryable or policy.exhausted(step.attempts):
         suffix = "" if not event.retryable else f" (gave up after {step.attempts} attempts)"
         if event.continue_run:

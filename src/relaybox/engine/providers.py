@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from relaybox.clock import Clock
+from relaybox.domain import routing
 from relaybox.providers.base import Provider, ProviderFactory
 from relaybox.storage.base import Resource, Store
 
@@ -21,7 +22,8 @@ class Configured:
 
     @property
     def key(self) -> str:
-        return str((self.config.published or {}).get("provider", ""))
+        # Stored as given, which may be Courier's key for it ("firebase-fcm").
+        return routing.provider_key(str((self.config.published or {}).get("provider", "")))
 
     @classmethod
     def ad_hoc(cls, workspace_id: str, integration: str, provider: Provider) -> Configured:

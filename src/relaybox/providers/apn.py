@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from relaybox.errors import PermanentDeliveryError
-from relaybox.providers import calls, content
+from relaybox.providers import calls, content, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard
@@ -51,6 +51,9 @@ from relaybox.providers.outbound import OutboundGuard
 DEFAULT_BASE_URL = "https://api.push.apple.com"
 #: Renew the provider token after this long (Apple: no older than 60 min, no more than every 20).
 TOKEN_LIFETIME = 50 * 60.0
+#: Request headers a send's override may not set: the credentials and the idempotency id.
+RESERVED_HEADERS = frozenset({"authorization", "apns-id", "content-type", "content-length"})
+
 #: Namespace for apns-ids derived from idempotency keys that are not UUIDs themselves.
 APNS_ID_NAMESPACE = uuid.UUID("6f1d6a52-6a0e-4b0e-9a51-2f6f5b0e6a11")
 _FIELDS = frozenset(
@@ -185,7 +188,8 @@ class ApnProvider:
         # Custom keys sit beside "aps"; a data key called "aps" must not replace Apple's.
         extra = {k: v for k, v in content.data(message).items() if k != "aps"}
         alert = {"title": content.title(message), "body": content.body(message)}
-        return {**extra, "aps": {"alert": alert}}
+        # A send's override.body is merged into the payload ("aps": {"sound": ...}, ...).
+        return override.body(message, {**extra, "aps": {"alert": alert}})
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         token = device_token(message)
@@ -194,10 +198,12 @@ class ApnProvider:
         s = self.settings
         ident = apns_id(message.idempotency_key)
         headers = {
-            "authorization": f"bearer {self.provider_token()}",
             "apns-topic": s.bundle_id,
             "apns-push-type": "alert",
             "apns-priority": str(s.priority),
+            # A send's override.headers (apns-priority, apns-collapse-id...) win over those.
+            **{k.lower(): v for k, v in override.headers(message, RESERVED_HEADERS).items()},
+            "authorization": f"bearer {self.provider_token()}",
             "apns-id": ident,
             "content-type": "application/json",
         }

@@ -31,7 +31,7 @@ from typing import Any
 import apprise
 
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
-from relaybox.providers import content
+from relaybox.providers import content, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard, UnresolvableHost
@@ -133,8 +133,12 @@ class AppriseProvider:
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         await self.check_hosts()
-        title = content.title(message)
-        body = content.body(message) or title
+        # A send's override.body may set the title and body the services receive.
+        texts = override.body(
+            message, {"title": content.title(message), "body": content.body(message)}
+        )
+        title = str(texts.get("title") or "")
+        body = str(texts.get("body") or "") or title
         if not body:
             raise PermanentDeliveryError("apprise: the message has no text to send")
         notifier = apprise.Apprise()

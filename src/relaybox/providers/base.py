@@ -32,8 +32,7 @@ class RenderedMessage:
     #: Channel-specific rendered parts (``templates.render.RenderedContent.parts``).
     parts: Mapping[str, Any] = field(default_factory=dict)
     #: The send's channel and provider ``override`` objects merged (Courier's provider
-    #: overrides); each provider applies the keys it understands (webhook: ``body``,
-    #: ``headers``).
+    #: overrides); providers apply ``body`` and ``headers`` through ``providers.override``.
     override: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relaybox.domain.routing import provider_key
+
 STRING, NUMBER, BOOLEAN, OBJECT, ARRAY = "string", "number", "boolean", "object", "array"
 
 
@@ -129,7 +131,8 @@ def entries(
     *, channel: str | None = None, keys: str | None = None, name: str | None = None
 ) -> list[dict[str, Any]]:
     """The catalog filtered as Courier's query parameters describe (all optional)."""
-    wanted = {k.strip() for k in (keys or "").split(",") if k.strip()}
+    # Courier's keys ("firebase-fcm") find the provider Relaybox implements under its own.
+    wanted = {provider_key(k.strip()) for k in (keys or "").split(",") if k.strip()}
     found = []
     for entry in ENTRIES:
         if channel and entry["channel"] != channel.strip().lower():

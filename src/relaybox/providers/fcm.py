@@ -35,7 +35,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from relaybox.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from relaybox.providers import calls, content
+from relaybox.providers import calls, content, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse
@@ -231,7 +231,8 @@ class FcmProvider:
         data = content.data(message)
         if data:
             inner["data"] = _stringify(data)
-        return {"message": inner}
+        # A send's override.body is merged into the v1 ``message`` (android, apns, webpush...).
+        return {"message": override.body(message, inner)}
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         tokens = device_tokens(message)

@@ -1,5 +1,8 @@
 """Builds concrete providers from stored configuration; the only place that knows them all.
 
+Every function here takes Courier's key for a provider as an alias of Relaybox's
+(``firebase-fcm`` for ``fcm``, see ``domain.routing.COURIER_PROVIDER_KEYS``).
+
 The /providers API uses ``validate_settings`` at write time (so bad configuration is a 400
 naming the field) and ``mask_settings`` when reading back, through a ``Catalog`` that also
 seals secret fields before they are stored (``providers.secrets``). The composition root binds
@@ -14,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from relaybox.domain.routing import provider_key as _ours
 from relaybox.domain.send import DIRECT_CHANNELS
 from relaybox.errors import PermanentDeliveryError, ValidationError
 from relaybox.providers import catalog, direct, inbox
@@ -79,7 +83,7 @@ def _check_mapping(settings: Any) -> Mapping[str, Any]:
 def channel_of(provider_key: str) -> str:
     """The channel a provider delivers on; ValidationError for an unknown key."""
     try:
-        return _CHANNELS[provider_key]
+        return _CHANNELS[_ours(provider_key)]
     except KeyError:
         raise _unknown(provider_key) from None
 
@@ -91,6 +95,7 @@ def validate_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[st
         ValidationError: unknown provider, or a message naming the offending field.
     """
     settings = _check_mapping(settings)
+    provider_key = _ours(provider_key)
     if provider_key == SmtpProvider.key:
         return SmtpSettings.parse(settings).as_dict()
     if provider_key == WebhookProvider.key:
@@ -108,7 +113,7 @@ def mask_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[str, A
     Settings of an unknown provider (e.g. one stored by a newer version) are masked entirely,
     since which of their fields are secret is not known.
     """
-    secret = SECRET_FIELDS.get(provider_key)
+    secret = SECRET_FIELDS.get(_ours(provider_key))
     masked: dict[str, Any] = {}
     for name, value in settings.items():
         is_secret = secret is None or name in secret
@@ -130,6 +135,7 @@ def build_provider(
         ValidationError: unknown provider or invalid settings.
     """
     settings = _check_mapping(settings)
+    provider_key = _ours(provider_key)
     if provider_key == SmtpProvider.key:
         return SmtpProvider(SmtpSettings.parse(settings))
     if provider_key == WebhookProvider.key:
@@ -173,7 +179,7 @@ class Catalog:
         return catalog.entries(channel=channel, keys=keys, name=name)
 
     def secret_fields(self, provider_key: str) -> frozenset[str]:
-        return SECRET_FIELDS.get(provider_key, frozenset())
+        return SECRET_FIELDS.get(_ours(provider_key), frozenset())
 
     def seal_settings(self, provider_key: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         """``settings`` with every secret field encrypted, ready to store."""
@@ -210,10 +216,11 @@ class Catalog:
                 provider_key, opened, http_client=http_client, guard=guard, inbox_store=inbox_store
             )
         except ValidationError as exc:
-            channel = settings.get("channel") if provider_key == AppriseProvider.key else None
+            key = _ours(provider_key)
+            channel = settings.get("channel") if key == AppriseProvider.key else None
             return Unavailable(
-                key=provider_key,
-                channel=str(channel or _CHANNELS.get(provider_key, "")),
+                key=key,
+                channel=str(channel or _CHANNELS.get(key, "")),
                 reason=exc.message,
             )
 

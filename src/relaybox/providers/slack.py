@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from relaybox.errors import PermanentDeliveryError, ValidationError
-from relaybox.providers import calls, content
+from relaybox.providers import calls, content, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse
@@ -102,12 +102,13 @@ class SlackProvider:
         )
 
     def payload(self, message: RenderedMessage) -> dict[str, Any]:
-        """``text`` (always: it is the notification fallback) and ``blocks`` when rendered."""
+        """``text`` (always: it is the notification fallback) and ``blocks`` when rendered,
+        with a send's ``override.body`` merged over them (``unfurl_links``, ``username``...)."""
         body: dict[str, Any] = {"text": content.text(message)}
         blocks = content.blocks(message)
         if blocks is not None:
             body["blocks"] = blocks
-        return body
+        return override.body(message, body)
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         if self.settings.webhook_url is not None:

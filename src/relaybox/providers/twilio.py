@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from relaybox.errors import PermanentDeliveryError
-from relaybox.providers import calls, content
+from relaybox.providers import calls, content, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard
@@ -98,8 +98,9 @@ class TwilioProvider:
         sid = quote(self.settings.account_sid, safe="")
         return f"{self.settings.base_url}/2010-04-01/Accounts/{sid}/Messages.json"
 
-    def form(self, message: RenderedMessage) -> dict[str, str]:
-        """The form fields Twilio receives."""
+    def form(self, message: RenderedMessage) -> dict[str, Any]:
+        """The form fields Twilio receives; a send's ``override.body`` sets any field
+        (``From``, ``Body``, ``MediaUrl`` as a string or a list of them, ...)."""
         to = message.to.get("phone_number") or message.profile.get("phone_number")
         if not isinstance(to, str) or not to.strip():
             raise PermanentDeliveryError("message has no recipient phone number (phone_number)")
@@ -109,7 +110,7 @@ class TwilioProvider:
         else:
             assert self.settings.from_number is not None
             fields["From"] = self.settings.from_number
-        return fields
+        return override.body(message, fields)
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         s = self.settings
@@ -124,7 +125,7 @@ class TwilioProvider:
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
             },
-            content=urlencode(self.form(message)).encode("ascii"),
+            content=urlencode(self.form(message), doseq=True).encode("ascii"),
             time_limit=s.timeout,
         )
         parsed = calls.json_body(response)

@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from relaybox.domain.merge import deep_merge
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
+from relaybox.providers import override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
 
@@ -85,19 +85,7 @@ def _parse_url(value: Any) -> str:
 
 
 def _parse_headers(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValidationError("webhook setting 'headers' must map header names to string values")
-    reserved = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
-    if reserved:
-        raise ValidationError(f"webhook setting 'headers' may not set {', '.join(reserved)}")
-    # CR/LF would let a stored header smuggle extra headers into the request.
-    if any("\r" in s or "\n" in s for kv in value.items() for s in kv):
-        raise ValidationError("webhook setting 'headers' may not contain line breaks")
-    return dict(value)
+    return override.check_headers(value, "webhook setting 'headers'", RESERVED_HEADERS)
 
 
 def _parse_timeout(value: Any) -> float:
@@ -235,12 +223,11 @@ class WebhookProvider:
         if message.parts.get("payload") is not None:
             # The rendered elements as JSON ({title, body, elements}), from the renderer.
             payload["content"] = message.parts["payload"]
-        body = message.override.get("body")
-        if isinstance(body, Mapping):
-            # A send's override (``providers.webhook.override.body``) reshapes the payload.
-            payload = deep_merge(payload, body)
         return json.dumps(
-            payload, ensure_ascii=False, separators=(",", ":"), default=_json_default
+            override.body(message, payload),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=_json_default,
         ).encode("utf-8")
 
     def build_headers(
@@ -285,10 +272,7 @@ class WebhookProvider:
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         """POST/PUT ``message``; see the module docstring for the status mapping."""
-        try:
-            extra = _parse_headers(message.override.get("headers"))
-        except ValidationError as exc:
-            raise PermanentDeliveryError(f"override: {exc.message}") from exc
+        extra = override.headers(message, RESERVED_HEADERS)
         return await self.post(self.build_body(message), message.idempotency_key, extra)
 
     async def post(

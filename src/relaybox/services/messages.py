@@ -9,6 +9,7 @@ from typing import Any
 from relaybox.clock import Clock, SystemClock, to_ms
 from relaybox.errors import NotFound, ValidationError
 from relaybox.storage.base import Message, MessageFilter, Store
+from relaybox.templates import channels
 
 #: Statuses in which nothing has been handed to a provider yet, so a cancel can still win.
 CANCELABLE = frozenset({"ENQUEUED", "DELAYED"})
@@ -81,7 +82,9 @@ class MessageService:
                         "body": content.get("text"),
                         "text": content.get("text"),
                         "html": content.get("html"),
-                        "blocks": [],
+                        "blocks": channels.output_blocks(
+                            channel, content.get("parts") or {}, content.get("text")
+                        ),
                     },
                 }
             )

@@ -15,10 +15,10 @@ Each element arrives rendered as a small dict (`{"type": "text", "content": ...}
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["parts_for", "slack_blocks"]
+__all__ = ["output_blocks", "parts_for", "slack_blocks"]
 
 CHAT_CHANNELS = frozenset({"chat", "direct_message", "slack"})
 INBOX_CHANNELS = frozenset({"inbox", "in_app", "banner"})
@@ -129,3 +129,52 @@ _BUILDERS: dict[str, Callable[[str | None, str, Sequence[dict[str, Any]]], dict[
     "push": _push,
     "webhook": _webhook,
 }
+
+
+def output_blocks(channel: str, parts: Mapping[str, Any], text: str | None) -> list[dict[str, str]]:
+    """Courier's render output ``blocks`` (``[{type, text}]``, ``GET /messages/{id}/output``)
+    from a channel's rendered parts: the webhook's elements, the chat's Block Kit blocks, the
+    inbox body and actions; else (push, sms) the text's paragraphs. Email has its HTML instead.
+    """
+    if channel == "email":
+        return []
+    payload = parts.get("payload")
+    if isinstance(payload, Mapping) and isinstance(payload.get("elements"), list):
+        return [b for e in payload["elements"] if isinstance(e, Mapping) for b in _element(e)]
+    if isinstance(parts.get("blocks"), list):
+        return [b for k in parts["blocks"] if isinstance(k, Mapping) for b in _slack_block(k)]
+    body = parts.get("body") if isinstance(parts.get("body"), str) else text
+    blocks = [{"type": "text", "text": p} for p in (body or "").split("\n\n") if p]
+    actions = parts.get("actions")
+    for action in actions if isinstance(actions, list) else []:
+        if isinstance(action, Mapping):
+            blocks.append({"type": "action", "text": str(action.get("content") or "")})
+    return blocks
+
+
+def _element(part: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A rendered element as output blocks (see the module docstring for their shapes)."""
+    kind = str(part.get("type") or "text")
+    said = part.get("content") or part.get("alt_text") or part.get("src") or ""
+    return [{"type": kind, "text": str(said)}]
+
+
+def _slack_block(block: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A Block Kit block as output blocks; the header is the output's title, not a block."""
+    kind = block.get("type")
+    if kind == "section":
+        inner = block.get("text")
+        said = inner.get("text") if isinstance(inner, Mapping) else ""
+        return [{"type": "text", "text": str(said or "")}]
+    if kind == "actions":
+        buttons = [e for e in block.get("elements") or [] if isinstance(e, Mapping)]
+        labels = [e.get("text") for e in buttons]
+        return [
+            {"type": "action", "text": str(t.get("text") if isinstance(t, Mapping) else t or "")}
+            for t in labels
+        ]
+    if kind == "image":
+        return [{"type": "image", "text": str(block.get("alt_text") or "")}]
+    if kind == "divider":
+        return [{"type": "divider", "text": ""}]
+    return []

@@ -71,7 +71,8 @@ class RoutedSend:
     ) -> None:
         self._messenger = messenger
         self._sandbox = sandbox
-        #: Backoff between tries of one provider (the engine's policy bounds the executions).
+        #: Backoff between tries of one provider (the route bounds the executions, not the
+        #: engine's generic cap: see ``routing.execution_budget``).
         self._policy = policy or RetryPolicy()
 
     async def execute(
@@ -271,6 +272,7 @@ class RoutedSend:
                 retryable=True,
                 message_id=state.message.id,
                 retry_at=min(waiting.values()),
+                max_attempts=routing.execution_budget(ctx.route, limits),
             )
             return StepResult(failed, [state.message], state.events)
         return _settled(state, attempts)
@@ -336,6 +338,8 @@ def _attempt(
                 "subject": out.subject,
                 "text": out.text,
                 "html": out.html,
+                # What GET /messages/{id}/output shows as blocks (push, chat, webhook, inbox).
+                "parts": dict(out.parts),
                 "channel_id": pick.integration,
             },
         },

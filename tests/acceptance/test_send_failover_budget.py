@@ -1,0 +1,108 @@
+"""A failover chain longer than the engine's generic retry cap: every provider gets its tries.
+
+Three webhook providers, each a real HTTP server on 127.0.0.1; the first two answer 503 to
+every call and the third answers 503 twice, then 200. The send is SENT by the third, and the
+history holds every one of the nine attempts (backoff timings are unit tested with an
+injected clock in tests/unit/test_send_budget.py and tests/unit/test_routed_send.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from relaybox_harness import LOCAL, WEBHOOK_SECRET, Workspace, unique, wait_for
+
+
+class Failing:
+    """A webhook receiver answering 503 to its first ``failures`` calls, then 200."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.statuses: list[int] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    status = 503 if len(outer.statuses) < outer.failures else 200
+                    outer.statuses.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOCAL, 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCAL}:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def chain() -> Iterator[list[Failing]]:
+    # The first two never recover; the third does after two 503s.
+    servers = [Failing(1_000), Failing(1_000), Failing(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_three_failing_webhooks_fail_over_to_the_last_which_delivers(
+    new_workspace: Callable[[str], Workspace], chain: list[Failing]
+) -> None:
+    ws = new_workspace("budget")
+    client = ws.client()
+    ids = [
+        str(
+            client.providers.create(
+                provider="webhook", settings={"url": s.url, "secret": WEBHOOK_SECRET}
+            ).id
+        )
+        for s in chain
+    ]
+    response = client.send.message(
+        message={
+            "to": {"user_id": unique("u")},
+            "content": {"title": "Chain", "body": "b"},
+            "routing": {"method": "single", "channels": ["webhook"]},
+        }
+    )
+    message_id = response.request_id
+    message = wait_for(
+        lambda: (
+            m
+            if (m := client.messages.retrieve(message_id)).status in ("SENT", "UNDELIVERABLE")
+            else None
+        ),
+        timeout=40,
+        what=f"message {message_id} settled",
+    )
+    assert message.status == "SENT"
+    assert [s.statuses for s in chain] == [[503] * 3, [503] * 3, [503, 503, 200]]
+    events = [dict(e) for e in client.messages.history(message_id).results]
+    routed = [e["integration"] for e in events if e["type"] == "ROUTED"]
+    assert routed == [ids[0]] * 3 + [ids[1]] * 3 + [ids[2]] * 3
+    # Every 503 is in the history, the ones after which the chain failed over included.
+    retried = [e for e in events if e["type"] == "RETRYING"]
+    assert [e["integration"] for e in retried] == [ids[0]] * 3 + [ids[1]] * 3 + [ids[2]] * 2
+    assert all("503" in e["error_message"] for e in retried)
+    assert not [e for e in events if e["type"] == "UNDELIVERABLE"]
+    (sent,) = [e for e in events if e["type"] == "SENT"]
+    assert sent["integration"] == ids[2]
+    assert events[-1]["type"] == "SENT"
