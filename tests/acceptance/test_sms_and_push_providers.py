@@ -141,7 +141,7 @@ def test_courier_provider_key_is_an_alias_of_ours(
         }
     )
 
-    message = wait_status(ws, response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
     assert message.status == "SENT", message
     sent_message = service.requests[-1].json()["message"]
     assert sent_message["token"] == "device-xyz"
