@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
-from relaybox.providers.webhook import parse_retry_after
 
+#: Only the start of a reply is kept; the cap keeps a hostile receiver from filling memory.
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_CHARS = 1024
 
@@ -59,6 +61,22 @@ async def exchange(
         raise PermanentDeliveryError(f"{what}: invalid URL: {exc}") from exc
     except httpx.HTTPError as exc:
         raise RetryableDeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if usable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 def retryable_status(status: int) -> bool:

@@ -37,8 +37,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -47,13 +46,12 @@ import httpx
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers import override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
-from relaybox.providers.outbound import OutboundGuard, OutboundResponse, UnresolvableHost
+from relaybox.providers.calls import exchange, parse_retry_after, retryable_status
+from relaybox.providers.outbound import OutboundGuard, OutboundResponse
 
 Method = Literal["POST", "PUT"]
 
 DEFAULT_TIMEOUT = 10.0
-#: Only the start of the body is kept; the cap keeps a hostile receiver from filling memory.
-MAX_RESPONSE_BYTES = 64 * 1024
 RESPONSE_EXCERPT_CHARS = 1024
 SIGNATURE_HEADER = "X-Relaybox-Signature"
 _FIELDS = frozenset({"url", "method", "headers", "secret", "timeout"})
@@ -152,22 +150,6 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if usable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
 def _json_default(value: object) -> str:
     # Template data may hold datetimes, UUIDs or Decimals; the receiver gets their text form.
     if isinstance(value, datetime):
@@ -247,28 +229,16 @@ class WebhookProvider:
     async def _exchange(
         self, body: bytes, idempotency_key: str, extra: Mapping[str, str] | None
     ) -> OutboundResponse:
-        url = self.settings.url
-        try:
-            return await self._guard.request(
-                self._client,
-                self.settings.method,
-                url,
-                headers=self.build_headers(idempotency_key, body, extra),
-                content=body,
-                time_limit=self.settings.timeout,
-                max_response_bytes=MAX_RESPONSE_BYTES,
-            )
-        except UnresolvableHost as exc:
-            # DNS outages are usually transient; a typo'd host will exhaust retries.
-            raise RetryableDeliveryError(f"webhook {url}: {exc.message}") from exc
-        except ValidationError as exc:
-            raise PermanentDeliveryError(f"webhook {url}: {exc.message}") from exc
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise RetryableDeliveryError(f"webhook {url} timed out") from exc
-        except httpx.InvalidURL as exc:
-            raise PermanentDeliveryError(f"webhook {url}: invalid URL: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RetryableDeliveryError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
+        return await exchange(
+            self._guard,
+            self._client,
+            self.settings.method,
+            self.settings.url,
+            what=f"webhook {self.settings.url}",
+            headers=self.build_headers(idempotency_key, body, extra),
+            content=body,
+            time_limit=self.settings.timeout,
+        )
 
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         """POST/PUT ``message``; see the module docstring for the status mapping."""
@@ -294,7 +264,7 @@ class WebhookProvider:
                 response=response,
             )
         what = f"webhook {self.settings.url} answered {status}"
-        if status in (408, 429) or 500 <= status < 600:
+        if retryable_status(status):
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
             raise RetryableDeliveryError(what, response=response, retry_after=retry_after)
         raise PermanentDeliveryError(what, response=response)
