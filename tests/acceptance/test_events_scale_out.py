@@ -2,7 +2,7 @@
 
 In-app messages stored by a worker reach the live stream the API process holds (LISTEN/NOTIFY
 hint plus re-read), and the workers share the delivery-event outbox (SKIP LOCKED claims)
-without delivering any event twice.
+without delivering any event twice or out of order.
 """
 
 from __future__ import annotations
@@ -82,11 +82,13 @@ def test_worker_writes_reach_the_api_stream_and_events_go_out_once(
         assert live == set(sent)
 
         def all_acknowledged() -> bool:
-            return all(receiver.acknowledged(m)[-1:] == ["SENT"] for m in sent)
+            return sum(len(receiver.acknowledged(m)) for m in sent) >= 15
 
-        wait_for(all_acknowledged, what="the SENT events", timeout=30)
+        wait_for(all_acknowledged, what="the 15 events", timeout=30)
+        # Whichever process delivered them, the endpoint received each message's events in
+        # the order they happened (one dispatcher at a time holds an endpoint).
         for message_id in sent:
-            assert sorted(receiver.acknowledged(message_id)) == ["ENQUEUED", "ROUTED", "SENT"]
+            assert receiver.acknowledged(message_id) == ["ENQUEUED", "ROUTED", "SENT"]
         with receiver.lock:
             per_event = Counter(r.headers["Idempotency-Key"] for r in receiver.requests)
         assert len(per_event) == 15

@@ -176,16 +176,88 @@ async def test_deleting_an_endpoint_cancels_its_pending_deliveries(store: Store)
     assert canceled.status == "canceled"
 
 
-async def test_concurrent_claims_never_share_a_delivery(store: Store) -> None:
-    await store.put_webhook_endpoint(endpoint("we_1"))
-    for i in range(40):
+async def test_concurrent_claims_never_share_a_delivery_or_an_endpoint(store: Store) -> None:
+    """Racing dispatchers split the endpoints between them; each endpoint's events all go to
+    the one that leased it, in queue order, however many rounds it takes."""
+    for e in range(8):
+        await store.put_webhook_endpoint(endpoint(f"we_{e}"))
+    for i in range(5):
         await store.save_message(make_message(f"m_{i}"), [MessageEvent(f"m_{i}", NOW, "ENQUEUED")])
-    batches = await asyncio.gather(
-        *(store.claim_webhook_deliveries(f"d{i}", NOW, limit=7, lease_seconds=30) for i in range(8))
-    )
-    ids = [d.id for batch in batches for d in batch]
+    owner_of: dict[str, set[str]] = {}
+    seqs: dict[str, list[int]] = {}
+    ids: list[str] = []
+    for _ in range(10):
+        batches = await asyncio.gather(
+            *(
+                store.claim_webhook_deliveries(f"d{i}", NOW, limit=7, lease_seconds=30)
+                for i in range(8)
+            )
+        )
+        for i, batch in enumerate(batches):
+            for d in batch:
+                owner_of.setdefault(d.endpoint_id, set()).add(f"d{i}")
+                seqs.setdefault(d.endpoint_id, []).append(d.seq)
+                ids.append(d.id)
+        if len(ids) == 40:
+            break
     assert len(ids) == 40
     assert len(set(ids)) == 40
+    assert all(len(owners) == 1 for owners in owner_of.values()), owner_of
+    assert len(owner_of) == 8
+    assert all(s == sorted(s) for s in seqs.values())
+
+
+async def test_an_endpoint_is_delivered_by_one_dispatcher_until_its_lease_ends(
+    store: Store,
+) -> None:
+    await store.put_webhook_endpoint(endpoint("we_1"))
+    await store.save_message(make_message("m_1"), [MessageEvent("m_1", NOW, "ENQUEUED")])
+    [first] = await claim_all(store, owner="d1")
+    await store.save_message(make_message("m_2"), [MessageEvent("m_2", NOW + 1, "ENQUEUED")])
+    # we_1 is d1's: d2 gets nothing and need not look before d1's lease ends.
+    assert await claim_all(store, owner="d2", at=NOW + 1) == []
+    assert await store.next_webhook_due_at("d2") == NOW + 30
+    assert await store.next_webhook_due_at("d1") == NOW + 1
+    # Another endpoint is free meanwhile.
+    await store.put_webhook_endpoint(endpoint("we_2"))
+    await store.save_message(make_message("m_3"), [MessageEvent("m_3", NOW + 2, "ENQUEUED")])
+    [other] = await claim_all(store, owner="d2", at=NOW + 2)
+    assert other.endpoint_id == "we_2"
+    assert await store.finish_webhook_delivery(other, now=NOW + 3, status="delivered")
+    # d1 finishes and claims the next one, which renews its lease on we_1.
+    assert await store.finish_webhook_delivery(first, now=NOW + 2, status="delivered")
+    claimed = await claim_all(store, owner="d1", at=NOW + 10)
+    assert [(d.endpoint_id, d.message_id) for d in claimed] == [("we_1", "m_2"), ("we_1", "m_3")]
+    second = claimed[0]
+    assert await store.finish_webhook_delivery(
+        second, now=NOW + 11, status="pending", retry_at=NOW + 12
+    )
+    assert await claim_all(store, owner="d2", at=NOW + 31) == []  # held until NOW + 40
+    assert [d.id for d in await claim_all(store, owner="d2", at=NOW + 40)] == [
+        d.id for d in claimed
+    ]
+
+
+async def test_a_stopping_dispatcher_hands_back_its_deliveries_and_endpoints(
+    store: Store,
+) -> None:
+    await store.put_webhook_endpoint(endpoint("we_1"))
+    await store.put_webhook_endpoint(endpoint("we_2"))
+    await store.save_message(make_message("m_1"), [MessageEvent("m_1", NOW, "ENQUEUED")])
+    for d in await claim_all(store, owner="d1"):
+        assert await store.finish_webhook_delivery(d, now=NOW, status="delivered")
+    await store.save_message(make_message("m_2"), [MessageEvent("m_2", NOW + 1, "ENQUEUED")])
+    assert await claim_all(store, owner="d2", at=NOW + 1) == []  # d1 holds both endpoints
+    held = await claim_all(store, owner="d1", at=NOW + 1)
+    assert len(held) == 2
+    assert await store.release_webhook_leases(NOW + 2, owner="d9") == 0  # not d9's to free
+    assert await claim_all(store, owner="d2", at=NOW + 2) == []
+    assert await store.release_webhook_leases(NOW + 2, owner="d1") == 2
+    assert await store.next_webhook_due_at("d2") == NOW + 2
+    taken = await claim_all(store, owner="d2", at=NOW + 2)
+    assert sorted(d.id for d in taken) == sorted(d.id for d in held)
+    for d in held:  # the stopped dispatcher's claims are fenced off
+        assert await store.finish_webhook_delivery(d, now=NOW + 3, status="delivered") is False
 
 
 async def test_release_leases_makes_held_deliveries_due(store: Store) -> None:

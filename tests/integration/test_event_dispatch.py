@@ -113,14 +113,14 @@ async def test_backoff_cap_and_order_behind_a_failing_event(
 
     await tick(d)
     assert receiver.statuses() == [("ENQUEUED", 500)]  # SENT waits behind it
-    assert await store.next_webhook_due_at() == start + 10  # backoff 10 s
+    assert await store.next_webhook_due_at(d.owner) == start + 10  # backoff 10 s
     clock.advance(9)
     await tick(d)
     assert len(receiver.seen) == 1  # not due yet
     clock.advance(1)
     await tick(d)
     assert receiver.statuses()[-1] == ("ENQUEUED", 503)
-    assert await store.next_webhook_due_at() == start + 10 + 20  # then 20 s
+    assert await store.next_webhook_due_at(d.owner) == start + 10 + 20  # then 20 s
     clock.advance(20)
     await tick(d)
     # Third failure: the cap. The event is marked failed and SENT goes out at once.

@@ -6,9 +6,10 @@ queued, from this or another process), claims a bounded batch under a lease, and
 event signed. Nothing waits in memory: a failed attempt is a due time in its row (exponential
 backoff), and a crash leaves leased rows that come due again when the lease ends.
 
-An endpoint's events go out one at a time in the order they were queued; after a failure the
-rest of its batch waits behind the failed one, so a receiver sees ENQUEUED before SENT unless
-an event ran out of attempts.
+An endpoint's events go out one at a time in the order they were queued, across processes:
+a claim leases the endpoint as well as its deliveries, so only one dispatcher sends to it until
+that lease ends. After a failure the rest of its batch waits behind the failed one, so a
+receiver sees ENQUEUED before SENT unless an event had to be retried or ran out of attempts.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ class EventDispatcher:
     async def stop(self, grace: float = 5.0) -> None:
         """Finish the attempts in progress (up to ``grace`` seconds) and hand back the rest.
 
-        An attempt still running after that is abandoned: its event stays leased and is sent
-        again when the lease ends (receivers deduplicate on its id).
+        An attempt still running after that is abandoned and its event handed back too, due
+        at once (receivers deduplicate on its id); the endpoints this dispatcher held are
+        freed for the others.
         """
         self._stopping = True
         if self._task is not None:
@@ -119,6 +121,10 @@ class EventDispatcher:
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        try:
+            await self._store.release_webhook_leases(self._clock.now(), owner=self.owner)
+        except Exception:  # the leases end by themselves; stopping must not fail on it
+            log.warning("could not release webhook leases on stop", exc_info=True)
 
     async def settle(self) -> None:
         """Wait until the deliveries started so far have finished (or been handed back)."""
@@ -146,7 +152,7 @@ class EventDispatcher:
             # Every slot is busy: the next finished endpoint pokes the loop.
             await wait_for_poke(self._poke, self._idle_check)
             return
-        next_due = await self._store.next_webhook_due_at()
+        next_due = await self._store.next_webhook_due_at(self.owner)
         await sleep_until_due(
             self._poke, self._clock, (next_due,), idle_check=self._idle_check, leased_pause=0.01
         )

@@ -745,10 +745,13 @@ class Store(Protocol):
     async def claim_webhook_deliveries(
         self, owner: str, now: float, *, limit: int, lease_seconds: float
     ) -> list[WebhookDelivery]:
-        """Lease pending deliveries that are due, oldest first (skipping rows others hold).
+        """Lease due deliveries, in queue order, of endpoints no other dispatcher holds.
 
-        Each claim bumps the delivery's fencing token and pushes its due time to the lease's
-        end, so a dispatcher that dies mid-delivery leaves it to be claimed again.
+        The claim leases the endpoints too (until the lease's end, renewed by each later
+        claim of the same owner), so one dispatcher at a time delivers an endpoint's events
+        and its receiver sees them in order. Each claim bumps the delivery's fencing token and
+        pushes its due time to the lease's end, so a dispatcher that dies mid-delivery leaves
+        it (and its endpoint) to be claimed again.
         """
         ...
 
@@ -771,10 +774,15 @@ class Store(Protocol):
         """
         ...
 
-    async def next_webhook_due_at(self) -> float | None: ...
+    async def next_webhook_due_at(self, owner: str | None = None) -> float | None:
+        """When ``owner`` could next claim a delivery: the earliest due time, or the end of
+        the lease of another dispatcher holding that delivery's endpoint, if later."""
+        ...
 
-    async def release_webhook_leases(self, now: float) -> int:
-        """Make every leased delivery due at ``now`` (a process owning the database restarted)."""
+    async def release_webhook_leases(self, now: float, owner: str | None = None) -> int:
+        """Make leased deliveries due at ``now`` and free leased endpoints: ``owner``'s (it
+        stops), or everyone's (a process owning the database restarted). Returns how many
+        deliveries were released."""
         ...
 
     async def list_webhook_deliveries(

@@ -208,34 +208,59 @@ class WebhookVerbs(SqlStoreParts):
     async def claim_webhook_deliveries(
         self, owner: str, now: float, *, limit: int, lease_seconds: float
     ) -> list[WebhookDelivery]:
+        until = now + lease_seconds
+        # Endpoints with something due that no other dispatcher holds, earliest due first.
+        # Locking their rows (SKIP LOCKED) keeps two claims from leasing the same endpoint;
+        # one leased since this statement's snapshot is re-checked and skipped.
+        endpoints = self.q(
+            "SELECT workspace_id, id, lease_owner FROM webhook_endpoints e "
+            "WHERE (lease_owner IS NULL OR lease_owner = ? OR lease_until <= ?) "
+            "AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.workspace_id = "
+            "e.workspace_id AND d.endpoint_id = e.id AND d.due_at <= ?) "
+            "ORDER BY (SELECT MIN(d.due_at) FROM webhook_deliveries d WHERE d.workspace_id = "
+            "e.workspace_id AND d.endpoint_id = e.id AND d.due_at IS NOT NULL) "
+            f"LIMIT ?{self.dialect.claim_lock}"
+        )
+        lease = self.q(
+            "UPDATE webhook_endpoints SET lease_owner = ?, lease_until = ? "
+            "WHERE workspace_id = ? AND id = ?"
+        )
+        unlease = self.q(
+            "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = NULL "
+            "WHERE workspace_id = ? AND id = ? AND lease_owner = ?"
+        )
         claim = self.q(
             "UPDATE webhook_deliveries SET due_at = ?, lease_owner = ?, "
             "lease_token = lease_token + 1 WHERE seq IN (SELECT seq FROM webhook_deliveries "
-            f"WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?{self.dialect.claim_lock}) "
+            "WHERE due_at <= ? AND (workspace_id, endpoint_id) IN (SELECT workspace_id, id "
+            "FROM webhook_endpoints WHERE lease_owner = ? AND lease_until > ?) "
+            f"ORDER BY seq LIMIT ?{self.dialect.claim_lock}) "
             f"RETURNING {DELIVERY_COLUMNS}"
         )
         target = self.q(
             "SELECT url, secret FROM webhook_endpoints WHERE workspace_id = ? AND id = ?"
         )
-        orphan = self.q(
-            "UPDATE webhook_deliveries SET status = 'canceled', due_at = NULL, "
-            "lease_owner = NULL WHERE seq = ?"
-        )
 
         def write(c: Connection) -> list[WebhookDelivery]:
-            found = c.execute(claim, (now + lease_seconds, owner, now, limit)).fetchall()
+            held = c.execute(endpoints, (owner, now, now, limit)).fetchall()
+            if not held:
+                return []
+            for ws, endpoint_id, _ in held:
+                c.execute(lease, (owner, until, ws, endpoint_id))
+            found = c.execute(claim, (until, owner, now, owner, now, limit)).fetchall()
             claimed = sorted((_delivery(r) for r in found), key=lambda d: d.seq)
-            endpoints: dict[tuple[str, str], Any] = {}
             out = []
             for delivery in claimed:
-                key = (delivery.workspace_id, delivery.endpoint_id)
-                if key not in endpoints:
-                    endpoints[key] = c.execute(target, key).fetchone()
-                if endpoints[key] is None:
-                    c.execute(orphan, (delivery.seq,))  # endpoint deleted meanwhile
-                    continue
-                url, secret = endpoints[key]
+                url, secret = c.execute(
+                    target, (delivery.workspace_id, delivery.endpoint_id)
+                ).fetchone()
                 out.append(replace(delivery, url=url, secret=secret))
+            # An endpoint leased just now whose deliveries did not fit in the batch goes back
+            # (one this dispatcher already held stays held: its queue may still be draining).
+            used = {(d.workspace_id, d.endpoint_id) for d in claimed}
+            for ws, endpoint_id, before in held:
+                if before != owner and (ws, endpoint_id) not in used:
+                    c.execute(unlease, (ws, endpoint_id, owner))
             return out
 
         return await self._writer.submit(write)
@@ -271,17 +296,43 @@ class WebhookVerbs(SqlStoreParts):
         )
         return bool(await self._writer.submit(lambda c: c.execute(sql, args).rowcount == 1))
 
-    async def next_webhook_due_at(self) -> float | None:
-        sql = self.q("SELECT MIN(due_at) FROM webhook_deliveries WHERE due_at IS NOT NULL")
-        found = await self._read(lambda c: scalar(c.execute(sql).fetchone()))
+    async def next_webhook_due_at(self, owner: str | None = None) -> float | None:
+        # A delivery of an endpoint another dispatcher holds is not due for ``owner`` before
+        # that lease ends (without ``owner``, every lease counts).
+        sql = self.q(
+            "SELECT MIN(CASE WHEN e.lease_owner IS NOT NULL AND e.lease_owner <> ? "
+            "AND e.lease_until > d.due_at THEN e.lease_until ELSE d.due_at END) "
+            "FROM webhook_deliveries d JOIN webhook_endpoints e "
+            "ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id "
+            "WHERE d.due_at IS NOT NULL"
+        )
+        args = (owner or "",)
+        found = await self._read(lambda c: scalar(c.execute(sql, args).fetchone()))
         return None if found is None else float(found)
 
-    async def release_webhook_leases(self, now: float) -> int:
-        sql = self.q(
+    async def release_webhook_leases(self, now: float, owner: str | None = None) -> int:
+        mine = "" if owner is None else " AND lease_owner = ?"
+        deliveries = self.q(
             "UPDATE webhook_deliveries SET due_at = ?, lease_owner = NULL "
-            "WHERE lease_owner IS NOT NULL AND due_at IS NOT NULL"
+            f"WHERE lease_owner IS NOT NULL AND due_at IS NOT NULL{mine}"
         )
-        return int(await self._writer.submit(lambda c: c.execute(sql, (now,)).rowcount))
+        endpoints = self.q(
+            "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = NULL "
+            f"WHERE lease_owner IS NOT NULL{mine}"
+        )
+        extra = () if owner is None else (owner,)
+
+        def write(c: Connection) -> int:
+            released = int(c.execute(deliveries, (now, *extra)).rowcount)
+            c.execute(endpoints, extra)
+            if released:
+                self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+            return released
+
+        released = await self._writer.submit(write)
+        if released:
+            self._hints.fire(WEBHOOK_TOPIC, "")
+        return released
 
     async def list_webhook_deliveries(
         self, workspace_id: str, endpoint_id: str, *, before: int | None, limit: int
