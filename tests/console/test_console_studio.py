@@ -160,6 +160,9 @@ def test_testing_the_draft_runs_the_unpublished_steps(
     assert skipped.get_attribute("data-status") == "SKIPPED"
     assert skipped.locator(".cond-result").inner_text() == "false"
     assert skipped.locator("table.reads tbody tr").inner_text().split() == ["data.amount", "7"]
+    context = page.locator("details.run-context")
+    context.locator("summary").click()
+    assert json.loads(context.locator("pre").inner_text())["data"] == {"amount": 7}
 
 
 def test_bad_form_input_shows_the_message_at_the_field_and_saves_nothing(
