@@ -150,12 +150,22 @@ async def _invoke_all(base: str) -> list[str]:
         sem = asyncio.Semaphore(32)
 
         async def one(i: int) -> str:
+            # As a careful client does: a request whose answer was lost (a connection the
+            # loaded server dropped) is sent again under the same Idempotency-Key, which
+            # returns the run the first attempt created rather than a second one.
+            headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": f"chaos-{i}"}
             async with sem:
-                r = await client.post(
-                    "/automations/invoke",
-                    json={**body, "recipient": f"u{i}"},
-                    headers={"Authorization": f"Bearer {KEY}"},
-                )
+                for attempt in range(3):
+                    try:
+                        r = await client.post(
+                            "/automations/invoke",
+                            json={**body, "recipient": f"u{i}"},
+                            headers=headers,
+                        )
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
                 assert r.status_code == 200, r.text
                 return str(r.json()["runId"])
 

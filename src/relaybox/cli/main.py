@@ -120,6 +120,10 @@ def _serve(settings: Settings, *, run_engine: bool) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=30,
+        # Longer than clients keep idle connections (httpx, under the Courier SDKs: 5 s), so
+        # the client closes an idle connection first and never sends a request on one the
+        # server is closing at that moment (uvicorn's default is also 5 s: a race).
+        timeout_keep_alive=75,
     )
     # uvicorn re-raises the SIGTERM it caught once shutdown is done; with the default handler
     # that would kill the process and turn a clean drain into exit status -15.
