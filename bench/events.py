@@ -20,7 +20,6 @@ import os
 import platform
 import resource
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from run import sink_process  # noqa: E402  (bench/run.py: the sink's start, readiness, stop)
+
 from relaybox.clock import SystemClock  # noqa: E402
 from relaybox.providers.outbound import OutboundGuard  # noqa: E402
 from relaybox.providers.webhook import event_poster  # noqa: E402
@@ -42,14 +43,6 @@ from relaybox.storage.sqlite import SqliteStore  # noqa: E402
 
 WS = "ws_bench"
 POSTGRES = os.environ.get("RELAYBOX_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu() -> float:
@@ -85,19 +78,12 @@ async def _count(client: httpx.AsyncClient, sink: str) -> int:
     return int((await client.get(f"{sink}/_count")).json()["count"])
 
 
-async def measure(kind: str, messages: int, concurrency: int, port: int) -> dict[str, object]:
-    base = f"http://127.0.0.1:{port}"
+async def measure(kind: str, messages: int, concurrency: int, base: str) -> dict[str, object]:
     database: str | None = None
     with tempfile.TemporaryDirectory() as tmp:
         store, database = await _open_store(kind, Path(tmp))
         try:
             async with httpx.AsyncClient() as probe:
-                for _ in range(100):
-                    try:
-                        await _count(probe, base)
-                        break
-                    except httpx.HTTPError:
-                        await asyncio.sleep(0.05)
                 await _seed(store, f"{base}/events", messages)
                 expected = 3 * messages
                 async with httpx.AsyncClient() as http:
@@ -135,16 +121,8 @@ def main() -> int:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    port = _free_port()
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        result = asyncio.run(measure(args.store, args.messages, args.concurrency, port))
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as work, sink_process(Path(work)) as sink:
+        result = asyncio.run(measure(args.store, args.messages, args.concurrency, sink.url))
     python = platform.python_version()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {python}")
     for key, value in result.items():

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from relaybox.storage.dialect import Dialect
+from relaybox.storage.writer import Connection
 
 log = logging.getLogger("relaybox.storage")
 
@@ -45,8 +46,9 @@ class Hints:
             except Exception:  # a hint must never fail the write that sent it
                 log.exception("change hint callback failed")
 
-    def channel(self, topic: str) -> str:
-        return CHANNELS[topic]
+    def notify(self, conn: Connection, topic: str, payload: str) -> None:
+        """Send the hint to other processes with the write (inside its transaction)."""
+        self._dialect.notify(conn, CHANNELS[topic], payload)
 
     def stop(self) -> None:
         with self._lock:

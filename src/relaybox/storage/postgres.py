@@ -54,7 +54,7 @@ class PostgresDialect:
         conn.execute(script)
 
     def notify_due(self, conn: Connection) -> None:
-        conn.execute(f"NOTIFY {CHANNEL}")
+        self.notify(conn, CHANNEL, "")
 
     def listen(self, on_wake: Callable[[], None]) -> Callable[[], None]:
         return self.listen_channel(CHANNEL, lambda _: on_wake())

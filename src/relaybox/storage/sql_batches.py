@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
 from relaybox.storage import rows
 from relaybox.storage.base import BatchItem, BatchJoin, BatchRelease, Purge
 from relaybox.storage.sql_verbs import SqlStoreParts
 from relaybox.storage.writer import Connection, Writer
-
-T = TypeVar("T")
 
 
 class BatchVerbs(SqlStoreParts):

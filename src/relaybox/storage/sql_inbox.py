@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from relaybox.storage import rows
 from relaybox.storage.base import (
@@ -21,8 +21,6 @@ from relaybox.storage.base import (
 from relaybox.storage.dialect import scalar
 from relaybox.storage.sql_verbs import SqlStoreParts
 from relaybox.storage.writer import Connection
-
-T = TypeVar("T")
 
 INBOX_COLUMNS = (
     "workspace_id, id, user_id, created_at, updated_at, title, body, actions, data, "
@@ -54,7 +52,7 @@ class InboxVerbs(SqlStoreParts):
         raise NotImplementedError
 
     def _inbox_changed(self, c: Connection, workspace_id: str, user_id: str) -> None:
-        self.dialect.notify(c, self._hints.channel(INBOX_TOPIC), inbox_key(workspace_id, user_id))
+        self._hints.notify(c, INBOX_TOPIC, inbox_key(workspace_id, user_id))
 
     async def message_workspace(self, message_id: str) -> str | None:
         sql = self.q("SELECT workspace_id FROM messages WHERE id = ?")

@@ -7,14 +7,12 @@ shared by every dialect like the rest of the store.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from relaybox.storage import rows
 from relaybox.storage.base import Preference, ProfileChange, Subscription, SubscriptionList
 from relaybox.storage.sql_verbs import SqlStoreParts
 from relaybox.storage.writer import Connection
-
-T = TypeVar("T")
 
 _LIST_COLUMNS = "workspace_id, id, name, preferences, created_at, updated_at, deleted_at"
 _SUB_COLUMNS = "workspace_id, list_id, user_id, preferences, created_at"

@@ -13,7 +13,7 @@ import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from relaybox.domain.message_events import STATUS_EVENTS
 from relaybox.errors import ConflictError
@@ -27,8 +27,6 @@ from relaybox.storage.base import (
 from relaybox.storage.dialect import scalar
 from relaybox.storage.sql_verbs import SqlStoreParts
 from relaybox.storage.writer import Connection
-
-T = TypeVar("T")
 
 ENDPOINT_COLUMNS = "workspace_id, id, url, secret, created_at, events, description"
 DELIVERY_COLUMNS = (
@@ -77,8 +75,11 @@ def _delivery(row: Sequence[Any]) -> WebhookDelivery:
 
 @functools.lru_cache(maxsize=64)
 def _targets_sql(q: Callable[[str], str], count: int) -> str:
-    """Endpoints of the messages' workspaces, with each message as stored now."""
-    columns = ", ".join(f"m.{f}" for f in _MESSAGE_FIELDS)
+    """Endpoints of the messages' workspaces, with each message as stored now.
+
+    The rendered output (up to 1 MB) is not part of an event, so it is not read at all.
+    """
+    columns = ", ".join("NULL" if f == "content" else f"m.{f}" for f in _MESSAGE_FIELDS)
     return q(
         f"SELECT w.id, w.events, {columns} FROM messages m JOIN webhook_endpoints w "
         f"ON w.workspace_id = m.workspace_id WHERE m.id IN ({','.join('?' * count)})"
@@ -113,11 +114,12 @@ class WebhookVerbs(SqlStoreParts):
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, 0, ?)"
         )
         by_message: dict[str, list[tuple[str, Any, str, str]]] = {}
+        snapshots: dict[str, str] = {}
         for row in found:
             message = rows.message_from_row(tuple(row[2:]))
-            # The rendered output can be large and is not part of the event.
-            snapshot = rows.dumps(rows.message_params(replace(message, content={})))
-            target = (row[0], rows.loads(row[1]), snapshot, message.workspace_id)
+            if message.id not in snapshots:  # one row per endpoint: the same message each time
+                snapshots[message.id] = rows.dumps(rows.message_params(message))
+            target = (row[0], rows.loads(row[1]), snapshots[message.id], message.workspace_id)
             by_message.setdefault(message.id, []).append(target)
         params = []
         for event in changes:
@@ -140,7 +142,7 @@ class WebhookVerbs(SqlStoreParts):
         if not params:
             return
         c.cursor().executemany(insert, params)
-        self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+        self._hints.notify(c, WEBHOOK_TOPIC, "")
         # Before the commit, but this process's claim is a later write, so it sees the rows
         # (SQLite has one writer; on PostgreSQL the NOTIFY above arrives after the commit).
         self._hints.fire(WEBHOOK_TOPIC, "")
@@ -213,7 +215,7 @@ class WebhookVerbs(SqlStoreParts):
         # Locking their rows (SKIP LOCKED) keeps two claims from leasing the same endpoint;
         # one leased since this statement's snapshot is re-checked and skipped.
         endpoints = self.q(
-            "SELECT workspace_id, id, lease_owner FROM webhook_endpoints e "
+            "SELECT workspace_id, id, lease_owner, url, secret FROM webhook_endpoints e "
             "WHERE (lease_owner IS NULL OR lease_owner = ? OR lease_until <= ?) "
             "AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.workspace_id = "
             "e.workspace_id AND d.endpoint_id = e.id AND d.due_at <= ?) "
@@ -245,22 +247,24 @@ class WebhookVerbs(SqlStoreParts):
             held = c.execute(endpoints, (owner, now, now, limit)).fetchall()
             if not held:
                 return []
-            for ws, endpoint_id, _ in held:
-                c.execute(lease, (owner, until, ws, endpoint_id))
+            c.cursor().executemany(lease, [(owner, until, ws, id_) for ws, id_, *_ in held])
             found = c.execute(claim, (until, owner, now, owner, now, limit)).fetchall()
             claimed = sorted((_delivery(r) for r in found), key=lambda d: d.seq)
+            targets = {(ws, id_): (url, secret) for ws, id_, _, url, secret in held}
             out = []
             for delivery in claimed:
-                url, secret = c.execute(
-                    target, (delivery.workspace_id, delivery.endpoint_id)
-                ).fetchone()
+                key = (delivery.workspace_id, delivery.endpoint_id)
+                if key not in targets:  # held since an earlier claim, beyond this one's LIMIT
+                    targets[key] = c.execute(target, key).fetchone()
+                url, secret = targets[key]
                 out.append(replace(delivery, url=url, secret=secret))
             # An endpoint leased just now whose deliveries did not fit in the batch goes back
             # (one this dispatcher already held stays held: its queue may still be draining).
             used = {(d.workspace_id, d.endpoint_id) for d in claimed}
-            for ws, endpoint_id, before in held:
-                if before != owner and (ws, endpoint_id) not in used:
-                    c.execute(unlease, (ws, endpoint_id, owner))
+            unused = [(ws, id_, owner) for ws, id_, before, *_ in held if before != owner]
+            unused = [args for args in unused if args[:2] not in used]
+            if unused:
+                c.cursor().executemany(unlease, unused)
             return out
 
         return await self._writer.submit(write)
@@ -298,13 +302,15 @@ class WebhookVerbs(SqlStoreParts):
 
     async def next_webhook_due_at(self, owner: str | None = None) -> float | None:
         # A delivery of an endpoint another dispatcher holds is not due for ``owner`` before
-        # that lease ends (without ``owner``, every lease counts).
+        # that lease ends (without ``owner``, every lease counts). Per endpoint that is the
+        # later of its earliest due time and such a lease: one index probe per endpoint.
         sql = self.q(
-            "SELECT MIN(CASE WHEN e.lease_owner IS NOT NULL AND e.lease_owner <> ? "
-            "AND e.lease_until > d.due_at THEN e.lease_until ELSE d.due_at END) "
-            "FROM webhook_deliveries d JOIN webhook_endpoints e "
-            "ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id "
-            "WHERE d.due_at IS NOT NULL"
+            "SELECT MIN(CASE WHEN lease_owner IS NOT NULL AND lease_owner <> ? "
+            "AND lease_until > first THEN lease_until ELSE first END) FROM ("
+            "SELECT e.lease_owner, e.lease_until, (SELECT MIN(d.due_at) FROM webhook_deliveries d "
+            "WHERE d.workspace_id = e.workspace_id AND d.endpoint_id = e.id "
+            "AND d.due_at IS NOT NULL) AS first FROM webhook_endpoints e) pending "
+            "WHERE first IS NOT NULL"
         )
         args = (owner or "",)
         found = await self._read(lambda c: scalar(c.execute(sql, args).fetchone()))
@@ -326,7 +332,7 @@ class WebhookVerbs(SqlStoreParts):
             released = int(c.execute(deliveries, (now, *extra)).rowcount)
             c.execute(endpoints, extra)
             if released:
-                self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+                self._hints.notify(c, WEBHOOK_TOPIC, "")
             return released
 
         released = await self._writer.submit(write)
@@ -374,7 +380,7 @@ class WebhookVerbs(SqlStoreParts):
         def write(c: Connection) -> tuple[WebhookDelivery | None, bool]:
             requeued = c.execute(requeue, (now, *key)).rowcount == 1
             if requeued:
-                self.dialect.notify(c, self._hints.channel(WEBHOOK_TOPIC), "")
+                self._hints.notify(c, WEBHOOK_TOPIC, "")
             row = c.execute(select, key).fetchone()
             return (None if row is None else _delivery(row)), requeued
 
