@@ -375,16 +375,9 @@ class NotificationService:
         channels: Sequence[str],
         data: dict[str, Any],
         profile: dict[str, Any],
-        recipient: str | None = None,
     ) -> dict[str, render.RenderedContent | str]:
         """Render ``content`` per channel as a send would (the message when it cannot be)."""
-        variables = {
-            **data,
-            "data": data,
-            "profile": profile,
-            "recipient": recipient,
-            "brand": None,
-        }
+        variables = render.template_variables(data, profile, recipient=None, brand=None)
         out: dict[str, render.RenderedContent | str] = {}
         for channel in channels:
             try:

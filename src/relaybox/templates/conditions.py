@@ -11,6 +11,7 @@ bindings, a CPU-time and a heap cap, and sees the template variables (`data`, `p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import _quickjs
@@ -62,6 +63,9 @@ class JsConditions:
         return result is True
 
 
+# Every render validates its content again, and a QuickJS context per condition is not free. The
+# result depends on the string alone; a failure raises, which `lru_cache` does not remember.
+@lru_cache(maxsize=1024)
 def check_syntax(expression: str) -> None:
     """Raise `ValidationError` if `expression` is not a JavaScript expression (not run)."""
     context = _quickjs.Context()

@@ -9,7 +9,7 @@ nodes into text and HTML.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,6 @@ __all__ = [
     "condition_holds",
     "is_truthy",
     "localized",
-    "localized_content",
     "resolve_path",
     "select_nodes",
     "template_sources",
@@ -189,14 +188,26 @@ def _raw_sources(value: Any, where: str) -> Iterator[tuple[str, str]]:
             yield from _raw_sources(item, f"{where}[{index}]")
 
 
+def _no_deadline() -> None:
+    return None
+
+
 def select_nodes(
-    content: Mapping[str, Any], *, channel: str, variables: Mapping[str, Any]
+    content: Mapping[str, Any],
+    *,
+    channel: str,
+    variables: Mapping[str, Any],
+    tick: Callable[[], None] = _no_deadline,
 ) -> list[Node]:
-    """The nodes to render on `channel`, in document order, with control flow applied."""
+    """The nodes to render on `channel`, in document order, with control flow applied.
+
+    `tick` runs before each element or loop iteration is considered: each `if` may run
+    JavaScript, so a render's time cap has to be checked here, not only once selection is done.
+    """
     nodes: list[Node] = []
     js = JsConditions(variables)
     for path, element in _channel_elements(content, channel):
-        nodes.extend(_expand(element, path, channel, variables, js))
+        nodes.extend(_expand(element, path, channel, variables, js, tick))
     return nodes
 
 
@@ -259,12 +270,14 @@ def _expand(
     channel: str,
     variables: Mapping[str, Any],
     js: JsConditions,
+    tick: Callable[[], None],
 ) -> Iterator[Node]:
     channels = element.get("channels")
     if channels is not None and channel not in channels:
         return
     loop = element.get("loop")
     if not loop:
+        tick()
         if condition_holds(element.get("if"), variables, None, js):
             yield Node(element, path)
         return
@@ -272,6 +285,7 @@ def _expand(
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         return
     for index, item in enumerate(items):
+        tick()
         scope = {"item": item, "index": index}
         # `if` is checked per iteration so a condition may test the current `$.item`.
         if condition_holds(element.get("if"), variables, scope, js):
@@ -328,11 +342,6 @@ def condition_holds(
     else:
         value = resolve_path(variables, path, loop_scope)
     return is_truthy(value) != bool(negate)
-
-
-def localized_content(element: Mapping[str, Any], variables: Mapping[str, Any]) -> str | None:
-    """The element's `content`, replaced by its `locales` entry for the recipient's locale."""
-    return localized(element, "content", variables)
 
 
 def localized(element: Mapping[str, Any], field: str, variables: Mapping[str, Any]) -> str | None:

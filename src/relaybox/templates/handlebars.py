@@ -41,13 +41,25 @@ DEFAULT_LIMITS = RenderLimits()
 
 
 class _Budget:
-    __slots__ = ("deadline", "limits", "partials", "used")
+    __slots__ = ("compiled_partials", "deadline", "limits", "partials", "used")
 
     def __init__(self, limits: RenderLimits, partials: Mapping[str, str]) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.max_seconds
         self.used = 0
         self.partials = partials
+        # Keyed by `escape`: built on the first `{{>` and shared by the fills that follow.
+        self.compiled_partials: dict[bool, dict[str, Callable[..., Any]]] = {}
+
+    def partials_for(self, *, escape: bool) -> dict[str, Callable[..., Any]]:
+        found = self.compiled_partials.get(escape)
+        if found is None:
+            found = {
+                name: _compile(text).html if escape else _compile(text).text
+                for name, text in self.partials.items()
+            }
+            self.compiled_partials[escape] = found
+        return found
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
@@ -237,12 +249,8 @@ def fill(source: str, context: Mapping[str, Any], *, escape: bool = False) -> st
         budget.charge(len(source))
         return source
     compiled = _compile(source)
-    partials: dict[str, Callable[..., Any]] = {}
-    if "{{>" in source:  # snippets are compiled only for templates that include one
-        partials = {
-            name: _compile(text).html if escape else _compile(text).text
-            for name, text in budget.partials.items()
-        }
+    # Snippets are compiled only for templates that include one.
+    partials = budget.partials_for(escape=escape) if "{{>" in source else {}
     template = compiled.html if escape else compiled.text
     mark = budget.used
     try:

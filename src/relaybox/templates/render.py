@@ -30,7 +30,14 @@ from relaybox.templates.elemental import (
 )
 from relaybox.templates.handlebars import DEFAULT_LIMITS, RenderLimits
 
-__all__ = ["RenderLimits", "RenderedContent", "render", "validate_content", "validate_template"]
+__all__ = [
+    "RenderLimits",
+    "RenderedContent",
+    "render",
+    "template_variables",
+    "validate_content",
+    "validate_template",
+]
 
 EMAIL_CHANNEL = "email"
 
@@ -49,6 +56,17 @@ class RenderedContent:
     parts: Mapping[str, Any] = field(default_factory=dict)
 
 
+def template_variables(
+    data: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    recipient: str | None,
+    brand: str | None,
+) -> dict[str, Any]:
+    """What templates see: the data keys at the top level, plus `data`, `profile`, `recipient`
+    and `brand` (which win over data keys of the same name)."""
+    return {**data, "data": data, "profile": profile, "recipient": recipient, "brand": brand}
+
+
 def render(
     content: Mapping[str, Any],
     *,
@@ -64,7 +82,9 @@ def render(
     with handlebars.rendering(limits, style.snippets):
         blocks = [
             _render_node(node, variables, channel, style)
-            for node in select_nodes(content, channel=channel, variables=variables)
+            for node in select_nodes(
+                content, channel=channel, variables=variables, tick=handlebars.tick
+            )
         ]
         subject = next((b.subject for b in blocks if b.subject is not None), None)
         text = "\n\n".join(b.text for b in blocks if b.text)
@@ -300,13 +320,6 @@ def _render_html(
     return _Block(html=markup or None)
 
 
-def _render_nothing(
-    element: Mapping[str, Any], context: Mapping[str, Any], style: layout.BrandStyle
-) -> _Block:
-    # Channel blocks are resolved by selection; one reaching here is a non-matching leftover.
-    return _EMPTY
-
-
 _RENDERERS: dict[str, _ElementRenderer] = {
     "meta": _render_meta,
     "text": _render_text,
@@ -315,7 +328,6 @@ _RENDERERS: dict[str, _ElementRenderer] = {
     "quote": _render_quote,
     "image": _render_image,
     "html": _render_html,
-    "channel": _render_nothing,
 }
 
 

@@ -291,13 +291,9 @@ class _Context:
     brand: dict[str, Any] | None
 
     def variables(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            **self.data,
-            "data": self.data,
-            "profile": self.profile,
-            "recipient": send.recipient_id(self.to),
-            "brand": spec.get("brand_id"),
-        }
+        return render.template_variables(
+            self.data, self.profile, send.recipient_id(self.to), spec.get("brand_id")
+        )
 
     def rendered(
         self, state: _Send, attempt: Message, pick: routing.Candidate, out: render.RenderedContent
