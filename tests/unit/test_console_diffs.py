@@ -9,12 +9,10 @@ def test_unified_diff_marks_changed_lines_and_ignores_key_order() -> None:
     """A changed value shows as one removed and one added line inside a hunk."""
     old = {"steps": [{"action": "delay", "duration": "2 seconds"}], "name": "A"}
     new = {"name": "A", "steps": [{"duration": "5 seconds", "action": "delay"}]}
-    lines = diffs.unified(old, new, old_label="version 1", new_label="version 2")
+    lines = diffs.unified(old, new)
     kinds = [(line.kind, line.text.strip()) for line in lines]
     assert kinds[0][0] == "hunk"
     assert ("del", '"duration": "2 seconds"') in kinds
     assert ("add", '"duration": "5 seconds"') in kinds
     assert ("same", '"action": "delay",') in kinds
-    assert (
-        diffs.unified(old, {"steps": old["steps"], "name": "A"}, old_label="a", new_label="b") == []
-    )
+    assert diffs.unified(old, {"steps": old["steps"], "name": "A"}) == []

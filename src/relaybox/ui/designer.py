@@ -74,7 +74,10 @@ async def save(request: Request) -> Response:
         if creating and existing is not None:
             # The new-automation form must not silently overwrite a saved one.
             raise RelayboxError(f"An automation with id {automation_id} already exists.")
-        body: dict[str, Any] = {"name": name or None, "steps": _parse(steps_text, "Steps")}
+        body: dict[str, Any] = {
+            "name": name or None,
+            "steps": web.parse_json(steps_text, "Steps are"),
+        }
         if existing is not None and existing.draft:
             # Keep what this editor does not show (alias, cancelation token) as it was.
             body["alias"] = existing.draft.get("alias")
@@ -106,13 +109,14 @@ async def alias(request: Request, automation_id: str) -> Response:
     fields = await web.form(request)
     workspace = web.signed_in(request)
     service = web.services(request).automations
-    found = await service.get(workspace, automation_id)
     wanted = fields.get("alias", "").strip() or None
     try:
-        await service.set_alias(workspace, found.id, wanted)
+        saved = await service.set_alias(workspace, automation_id, wanted)
     except RelayboxError as exc:
+        # An unknown automation raises NotFound again here: a 404, not the editor.
+        found = await service.get(workspace, automation_id)
         return _editor(request, found, status=400, alias=wanted or "", alias_error=exc.message)
-    return _back(request, found.id, f"Alias set to {wanted}" if wanted else "Alias removed")
+    return _back(request, saved.id, f"Alias set to {wanted}" if wanted else "Alias removed")
 
 
 @router.post("/automations/{automation_id}/test")
@@ -123,7 +127,7 @@ async def test(request: Request, automation_id: str) -> Response:
     found = await service.get(workspace, automation_id)
     payload_text = fields.get("payload", "")
     try:
-        payload = _parse(payload_text, "Payload")
+        payload = web.parse_json(payload_text, "Payload is")
         if not isinstance(payload, dict):
             raise ValidationError("Payload: expected a JSON object")
         if fields.get("version") == "draft":
@@ -148,15 +152,6 @@ def _back(request: Request, automation_id: str, notice: str) -> Response:
     return web.redirect(request, f"/automations/{automation_id}?notice={quote_plus(notice)}")
 
 
-def _parse(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        verb = "are" if what == "Steps" else "is"
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise ValidationError(f"{what} {verb} not valid JSON: {exc.msg} ({where})") from None
-
-
 def _dump(value: Any) -> str:
     return json.dumps(value, indent=2)
 
@@ -174,7 +169,7 @@ def _editor(
     context.setdefault("test_error", None)
     context.setdefault("alias_error", None)
     context.setdefault("payload", _dump(SAMPLE_PAYLOAD))
-    step, field = step_forms.error_location(context["error"] or "")
+    step, field, message = step_forms.locate(context["error"])
     published = (found.published if found else None) or {}
     return web.render(
         request,
@@ -187,6 +182,6 @@ def _editor(
         actions=ACTIONS,
         error_step=step,
         error_field=field,
-        error_message=step_forms.field_message(context["error"]) if step is not None else None,
+        error_message=message,
         **context,
     )

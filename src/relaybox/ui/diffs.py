@@ -20,15 +20,11 @@ def json_text(value: Any) -> list[str]:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
 
 
-def unified(
-    old: Any, new: Any, *, old_label: str, new_label: str, context: int = 3
-) -> list[DiffLine]:
+def unified(old: Any, new: Any) -> list[DiffLine]:
     """A unified diff of two JSON values; empty when they are equal."""
-    lines = difflib.unified_diff(
-        json_text(old), json_text(new), old_label, new_label, n=context, lineterm=""
-    )
     found: list[DiffLine] = []
-    for line in lines:
+    for line in difflib.unified_diff(json_text(old), json_text(new), lineterm=""):
+        # The ---/+++ file header: the page labels the two sides itself.
         if line.startswith(("---", "+++")):
             continue
         if line.startswith("@@"):

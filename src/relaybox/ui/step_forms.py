@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from relaybox.domain.automation import KNOWN_ACTIONS
+from relaybox.domain.merge import STRATEGIES
+from relaybox.engine.steps.add_to_batch import RETAIN_TYPES
 
-MERGE = ["", "replace", "overwrite", "soft-merge", "none"]
-RETAIN = ["", "first", "last", "highest", "lowest"]
-METHODS = ["", "GET", "POST", "PUT", "PATCH", "DELETE"]
+# A blank first option: empty inputs are left out of the step.
+MERGE = ["", *STRATEGIES]
+RETAIN = ["", *RETAIN_TYPES]
 
 
 def field(
@@ -77,9 +78,7 @@ FORMS: dict[str, list[dict[str, Any]]] = {
         field("wait_period", "Wait period", help='Inactivity before release, e.g. "1 hour".'),
         field("max_wait_period", "Max wait period"),
         field("max_items", "Max items", "number"),
-        field(
-            "retain.type", "Retain", "select", options=["", "first", "last", "highest", "lowest"]
-        ),
+        field("retain.type", "Retain", "select", options=RETAIN),
         field("retain.count", "Retain count", "number"),
         field("retain.sort_key", "Sort key"),
         field("category_key", "Category key"),
@@ -99,8 +98,6 @@ COMMON = [
         "if", "Condition (if)", "condition", "JavaScript over data, profile, refs…; false skips."
     ),
 ]
-
-assert set(FORMS) == set(KNOWN_ACTIONS), "every action the API accepts has a form"
 
 
 def _path(key: str) -> re.Pattern[str]:
@@ -126,3 +123,11 @@ def field_message(message: str, key: str = "steps") -> str:
         return message
     rest = message[match.end() :].lstrip(": ").strip()
     return rest or message
+
+
+def locate(message: str | None, key: str = "steps") -> tuple[int | None, str | None, str | None]:
+    """Item index, field and the message to show beside it; all None when no item is named."""
+    index, name = error_location(message or "", key)
+    if index is None or message is None:
+        return None, None, None
+    return index, name, field_message(message, key)

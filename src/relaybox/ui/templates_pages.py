@@ -14,14 +14,14 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from relaybox.errors import NotFound, RelayboxError, ValidationError
+from relaybox.errors import RelayboxError, ValidationError
+from relaybox.templates.editing import DEFAULT_VERSION
 from relaybox.ui import element_forms, step_forms, web
 
 router = APIRouter()
 
 PREVIEW_CHANNELS = ["email", "sms", "push"]
 SAMPLE = {"data": {"name": "Ada"}, "profile": {"email": "ada@example.com"}}
-ELEMENTAL_VERSION = "2022-01-01"
 
 
 @router.get("/templates")
@@ -38,7 +38,7 @@ async def templates(request: Request) -> Response:
 async def template(request: Request, template_id: str) -> Response:
     workspace = web.signed_in(request)
     draft = await web.services(request).notifications.retrieve(workspace, template_id, "draft")
-    return await _editor(request, workspace, draft, notice=request.query_params.get("notice"))
+    return _editor(request, draft, notice=request.query_params.get("notice"))
 
 
 @router.post("/templates/{template_id}")
@@ -60,9 +60,7 @@ async def save(request: Request, template_id: str) -> Response:
         }
         saved = await service.replace(workspace, draft["id"], body)
     except RelayboxError as exc:
-        return await _editor(
-            request, workspace, draft, status=400, error=exc.message, fields=fields
-        )
+        return _editor(request, draft, status=400, error=exc.message, fields=fields)
     notice = "Published" if publish else "Draft saved"
     return web.redirect(request, f"/templates/{saved['id']}?notice={quote_plus(notice)}")
 
@@ -97,23 +95,16 @@ async def send_test(request: Request, template_id: str) -> Response:
         }
         accepted = await services.sending.send(workspace, {"message": message})
     except RelayboxError as exc:
-        return await _editor(
-            request, workspace, draft, status=400, send_error=exc.message, fields=fields
-        )
+        return _editor(request, draft, status=400, send_error=exc.message, fields=fields)
     return web.redirect(request, f"/messages/{accepted.request_id}")
 
 
 def _content(draft: dict[str, Any], elements_text: str) -> dict[str, Any]:
     """The template's content with the edited elements (other content fields kept)."""
-    try:
-        elements = json.loads(elements_text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"Elements are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
+    elements = web.parse_json(elements_text, "Elements are")
     current = draft.get("content") if isinstance(draft.get("content"), dict) else {}
     kept = {k: v for k, v in (current or {}).items() if k not in {"elements", "title", "body"}}
-    return {"version": ELEMENTAL_VERSION, **kept, "elements": elements}
+    return {"version": DEFAULT_VERSION, **kept, "elements": elements}
 
 
 def _elements(content: Any) -> list[Any]:
@@ -174,9 +165,8 @@ def _preview(request: Request, draft: dict[str, Any], fields: dict[str, str]) ->
     return {"previews": previews, "preview_error": None}
 
 
-async def _editor(
+def _editor(
     request: Request,
-    workspace: str,
     draft: dict[str, Any],
     *,
     status: int = 200,
@@ -184,23 +174,17 @@ async def _editor(
     **context: Any,
 ) -> Response:
     fields = fields or {}
-    service = web.services(request).notifications
-    try:
-        published = await service.retrieve(workspace, draft["id"], "published")
-    except NotFound:
-        published = None
     elements = fields.get("elements") or json.dumps(_elements(draft.get("content")), indent=2)
     sample = fields.get("sample") or json.dumps(SAMPLE, indent=2)
     context.setdefault("error", None)
     context.setdefault("notice", None)
     context.setdefault("send_error", None)
-    index, field = step_forms.error_location(context["error"] or "", "elements")
+    index, field, message = step_forms.locate(context["error"], "elements")
     return web.render(
         request,
         "template.html",
         status,
         draft=draft,
-        published=published,
         name=fields.get("name") or draft["name"],
         elements=elements,
         sample=sample,
@@ -210,9 +194,7 @@ async def _editor(
         types=element_forms.TYPES,
         error_index=index,
         error_field=field,
-        error_message=(
-            step_forms.field_message(context["error"], "elements") if index is not None else None
-        ),
+        error_message=message,
         **_preview(request, draft, {"elements": elements, "sample": sample}),
         **context,
     )

@@ -31,12 +31,7 @@ async def versions(request: Request, automation_id: str) -> Response:
         for key in (old_key, new_key):
             if key not in bodies:
                 raise ValidationError(f"No version {key} to compare")
-        lines = diffs.unified(
-            _comparable(bodies[old_key]),
-            _comparable(bodies[new_key]),
-            old_label=_label(old_key),
-            new_label=_label(new_key),
-        )
+        lines = diffs.unified(_comparable(bodies[old_key]), _comparable(bodies[new_key]))
     return web.render(
         request,
         "versions.html",
@@ -61,7 +56,3 @@ async def roll_back(request: Request, automation_id: str, version: int) -> Respo
 def _comparable(body: dict[str, Any]) -> dict[str, Any]:
     # The alias is not versioned (it moves at once), so showing it would only add noise.
     return {k: v for k, v in body.items() if k != "alias"}
-
-
-def _label(key: str) -> str:
-    return "draft" if key == "draft" else f"version {key}"

@@ -11,6 +11,7 @@ import jinja2
 from fastapi import HTTPException, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from relaybox.errors import ValidationError
 from relaybox.services.container import Services
 from relaybox.ui.session import COOKIE, MAX_AGE_SECONDS, Session, Signer
 
@@ -116,3 +117,15 @@ def render(request: Request, template: str, code: int = 200, /, **context: Any) 
 
 def redirect(request: Request, to: str) -> Response:
     return save(request, RedirectResponse(root(request) + to, status_code=303))
+
+
+def parse_json(text: str, subject: str) -> Any:
+    """``text`` as JSON, or a ValidationError naming where it breaks.
+
+    ``subject`` carries its own verb ("Steps are", "Payload is") so the message reads as English.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ValidationError(f"{subject} not valid JSON: {exc.msg} ({where})") from None

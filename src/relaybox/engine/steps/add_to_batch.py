@@ -27,7 +27,7 @@ from relaybox.storage.base import BatchItem, Store
 
 #: Courier's documented upper bound for ``max_wait_period`` (and the default without one).
 MAX_WAIT_SECONDS = 60 * 86_400.0
-_RETAIN_TYPES = ("first", "last", "highest", "lowest")
+RETAIN_TYPES = ("first", "last", "highest", "lowest")
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def _parse(raw: dict[str, Any]) -> _Spec:
     if not isinstance(retain, dict):
         raise ValidationError("retain: Expected object")
     kind = retain.get("type", "first")
-    if kind not in _RETAIN_TYPES:
-        raise ValidationError(f"retain.type: Expected one of {', '.join(_RETAIN_TYPES)}")
+    if kind not in RETAIN_TYPES:
+        raise ValidationError(f"retain.type: Expected one of {', '.join(RETAIN_TYPES)}")
     count = retain.get("count", 10)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError("retain.count: Expected a whole number of 1 or more")
