@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apprise
@@ -59,6 +59,9 @@ class AppriseSettings:
     urls: tuple[str, ...]
     channel: str = DEFAULT_CHANNEL
     timeout: float = DEFAULT_TIMEOUT
+    #: The plugins ``parse`` made while validating ``urls``, so the provider need not make
+    #: them again; empty when the settings were built by hand.
+    plugins: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> AppriseSettings:
@@ -72,9 +75,12 @@ class AppriseSettings:
             or not all(isinstance(u, str) and u.strip() for u in urls)
         ):
             raise f.invalid("urls", "must be an apprise URL or a non-empty list of them")
+        plugins = []
         for index, url in enumerate(urls):
-            if _plugin(url.strip()) is None:
+            plugin = _plugin(url.strip())
+            if plugin is None:
                 raise f.invalid("urls", f"entry {index} is not a URL apprise supports")
+            plugins.append(plugin)
         channel = f.text("channel") or DEFAULT_CHANNEL
         if channel not in CHANNELS:
             raise f.invalid("channel", f"must be one of {', '.join(sorted(CHANNELS))}")
@@ -82,6 +88,7 @@ class AppriseSettings:
             urls=tuple(u.strip() for u in urls),
             channel=channel,
             timeout=f.timeout(default=DEFAULT_TIMEOUT),
+            plugins=tuple(plugins),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,7 +114,7 @@ class AppriseProvider:
         self.settings = settings
         self.channel = settings.channel
         self._guard = guard
-        self._plugins = [_plugin(url) for url in settings.urls]
+        self._plugins = list(settings.plugins) or [_plugin(url) for url in settings.urls]
 
     def reachable(self, profile: Mapping[str, Any]) -> bool:
         return True

@@ -34,6 +34,8 @@ class RenderedMessage:
     #: The send's channel and provider ``override`` objects merged (Courier's provider
     #: overrides); providers apply ``body`` and ``headers`` through ``providers.override``.
     override: Mapping[str, Any] = field(default_factory=dict)
+    #: The workspace the message belongs to, for providers that store per workspace (inbox).
+    workspace_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ retryable, as are 408, 429 and 5xx answers (see ``retryable_status``).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Mapping
@@ -107,10 +108,20 @@ def failure(
     *,
     retryable: bool,
     detail: Mapping[str, object] | None = None,
+    now: float | None = None,
 ) -> RetryableDeliveryError | PermanentDeliveryError:
-    """The delivery error for a refused request, honouring Retry-After when retryable."""
+    """The delivery error for a refused request, honouring Retry-After when retryable.
+
+    ``now`` is the caller's clock, for a Retry-After given as an HTTP date.
+    """
     recorded = {**summary(response), **(detail or {})}
     if retryable:
-        wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        when = time.time() if now is None else now
+        wait = parse_retry_after(response.headers.get("Retry-After"), when)
         return RetryableDeliveryError(what, response=recorded, retry_after=wait)
     return PermanentDeliveryError(what, response=recorded)
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")

@@ -17,11 +17,11 @@ v2 event sent to ``pagerduty_api_base`` (see ``providers.pagerduty``).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
 from relaybox.errors import ValidationError
+from relaybox.providers.calls import basic_auth
 
 
 def provider_settings(
@@ -50,8 +50,7 @@ def _webhook(recipient: Mapping[str, Any]) -> dict[str, Any]:
     if mode == "bearer":
         headers["Authorization"] = f"Bearer {auth.get('token')}"
     elif mode == "basic":
-        pair = f"{auth.get('username')}:{auth.get('password')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        headers["Authorization"] = basic_auth(str(auth.get("username")), str(auth.get("password")))
     return {
         "url": recipient.get("url"),
         "method": recipient.get("method") or "POST",

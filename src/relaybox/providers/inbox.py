@@ -22,8 +22,6 @@ from relaybox.storage.base import InboxMessage
 class InboxStore(Protocol):
     """The store verbs the provider uses (``storage.base.Store`` has them)."""
 
-    async def message_workspace(self, message_id: str) -> str | None: ...
-
     async def put_inbox_message(self, message: InboxMessage) -> bool: ...
 
 
@@ -55,11 +53,10 @@ class InboxProvider:
     async def send(self, message: RenderedMessage) -> DeliveryResult:
         if not message.recipient:
             raise PermanentDeliveryError("inbox: the message has no recipient user_id")
-        # Message ids are unique across workspaces, and the message is stored before any
-        # provider is called, so its row names the workspace.
-        workspace_id = await self._store.message_workspace(message.message_id)
-        if workspace_id is None:
-            raise PermanentDeliveryError(f"inbox: message {message.message_id} is not stored")
+        workspace_id = message.workspace_id
+        if not workspace_id:
+            # Without it the message would be stored where no user's inbox lists it.
+            raise PermanentDeliveryError(f"inbox: message {message.message_id} has no workspace")
         parts = message.parts
         now = self._clock()
         await self._store.put_inbox_message(

@@ -59,12 +59,33 @@ SECRET_FIELDS: Mapping[str, frozenset[str]] = {
 }
 MASK = "********"
 
-_API_SETTINGS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
-    TwilioProvider.key: TwilioSettings.parse,
-    SlackProvider.key: SlackSettings.parse,
-    FcmProvider.key: FcmSettings.parse,
-    ApnProvider.key: ApnSettings.parse,
-    AppriseProvider.key: AppriseSettings.parse,
+_Make = Callable[[Any, httpx.AsyncClient, OutboundGuard], Provider]
+
+#: Each provider with settings: how its settings are parsed (the result has ``as_dict``),
+#: and how the provider is made from them, the shared client and the outbound guard.
+_PROVIDERS: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], _Make]] = {
+    SmtpProvider.key: (SmtpSettings.parse, lambda s, client, guard: SmtpProvider(s)),
+    WebhookProvider.key: (
+        WebhookSettings.parse,
+        lambda s, client, guard: WebhookProvider(s, client=client, guard=guard),
+    ),
+    TwilioProvider.key: (
+        TwilioSettings.parse,
+        lambda s, client, guard: TwilioProvider(s, client=client, guard=guard),
+    ),
+    SlackProvider.key: (
+        SlackSettings.parse,
+        lambda s, client, guard: SlackProvider(s, client=client, guard=guard),
+    ),
+    FcmProvider.key: (
+        FcmSettings.parse,
+        lambda s, client, guard: FcmProvider(s, client=client, guard=guard),
+    ),
+    ApnProvider.key: (ApnSettings.parse, lambda s, client, guard: ApnProvider(s, guard=guard)),
+    AppriseProvider.key: (
+        AppriseSettings.parse,
+        lambda s, client, guard: AppriseProvider(s, guard=guard),
+    ),
 }
 
 
@@ -96,12 +117,9 @@ def validate_settings(provider_key: str, settings: Mapping[str, Any]) -> dict[st
     """
     settings = _check_mapping(settings)
     provider_key = _ours(provider_key)
-    if provider_key == SmtpProvider.key:
-        return SmtpSettings.parse(settings).as_dict()
-    if provider_key == WebhookProvider.key:
-        return WebhookSettings.parse(settings).as_dict()
-    if provider_key in _API_SETTINGS:
-        return dict(_API_SETTINGS[provider_key](settings).as_dict())
+    if provider_key in _PROVIDERS:
+        parse, _make = _PROVIDERS[provider_key]
+        return dict(parse(settings).as_dict())
     if provider_key == inbox.InboxProvider.key:
         return inbox.parse_settings(settings)
     raise _unknown(provider_key)
@@ -136,20 +154,9 @@ def build_provider(
     """
     settings = _check_mapping(settings)
     provider_key = _ours(provider_key)
-    if provider_key == SmtpProvider.key:
-        return SmtpProvider(SmtpSettings.parse(settings))
-    if provider_key == WebhookProvider.key:
-        return WebhookProvider(WebhookSettings.parse(settings), client=http_client, guard=guard)
-    if provider_key == TwilioProvider.key:
-        return TwilioProvider(TwilioSettings.parse(settings), client=http_client, guard=guard)
-    if provider_key == SlackProvider.key:
-        return SlackProvider(SlackSettings.parse(settings), client=http_client, guard=guard)
-    if provider_key == FcmProvider.key:
-        return FcmProvider(FcmSettings.parse(settings), client=http_client, guard=guard)
-    if provider_key == ApnProvider.key:
-        return ApnProvider(ApnSettings.parse(settings), guard=guard)
-    if provider_key == AppriseProvider.key:
-        return AppriseProvider(AppriseSettings.parse(settings), guard=guard)
+    if provider_key in _PROVIDERS:
+        parse, make = _PROVIDERS[provider_key]
+        return make(parse(settings), http_client, guard)
     if provider_key == inbox.InboxProvider.key:
         inbox.parse_settings(settings)
         if inbox_store is None:

@@ -32,6 +32,7 @@ from relaybox.errors import (
     ValidationError,
 )
 from relaybox.providers.base import DeliveryResult, RenderedMessage
+from relaybox.providers.fields import Fields
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -69,14 +70,6 @@ def _parse_port(value: Any, security: str) -> int:
     return value
 
 
-def _parse_timeout(value: Any) -> float:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValidationError("smtp setting 'timeout' must be a positive number of seconds")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class SmtpSettings:
     """Validated SMTP settings with defaults applied."""
@@ -93,12 +86,7 @@ class SmtpSettings:
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> SmtpSettings:
         """Validate stored or submitted settings; raises ValidationError naming the field."""
-        unknown = sorted(set(raw) - _FIELDS)
-        if unknown:
-            raise ValidationError(
-                f"unknown smtp setting(s): {', '.join(unknown)}; "
-                f"expected {', '.join(sorted(_FIELDS))}"
-            )
+        f = Fields("smtp", raw, _FIELDS)
         security = raw.get("security") or "none"
         if security not in DEFAULT_PORTS:
             raise ValidationError("smtp setting 'security' must be one of none, starttls, tls")
@@ -119,7 +107,7 @@ class SmtpSettings:
             username=username,
             password=password,
             security=cast(Security, security),
-            timeout=_parse_timeout(raw.get("timeout")),
+            timeout=f.timeout(default=DEFAULT_TIMEOUT),
             tls_verify=tls_verify,
         )
 

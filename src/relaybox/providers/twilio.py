@@ -16,7 +16,6 @@ other refusal (e.g. 400 with code 21211, an invalid ``To``) is permanent, with T
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +73,6 @@ class TwilioSettings:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def basic_auth(user: str, password: str) -> str:
-    """The ``Authorization`` header value for HTTP Basic auth."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
 class TwilioProvider:
     """Sends SMS through Twilio's Messages API."""
 
@@ -121,7 +115,7 @@ class TwilioProvider:
             self.url,
             what="twilio",
             headers={
-                "Authorization": basic_auth(s.account_sid, s.auth_token),
+                "Authorization": calls.basic_auth(s.account_sid, s.auth_token),
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
             },

@@ -43,16 +43,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
-from relaybox.providers import override
+from relaybox.errors import PermanentDeliveryError, ValidationError
+from relaybox.providers import calls, override
 from relaybox.providers.base import DeliveryResult, RenderedMessage
-from relaybox.providers.calls import exchange, parse_retry_after, retryable_status
+from relaybox.providers.fields import Fields
 from relaybox.providers.outbound import OutboundGuard, OutboundResponse
 
 Method = Literal["POST", "PUT"]
 
 DEFAULT_TIMEOUT = 10.0
-RESPONSE_EXCERPT_CHARS = 1024
 SIGNATURE_HEADER = "X-Relaybox-Signature"
 _FIELDS = frozenset({"url", "method", "headers", "secret", "timeout"})
 #: Headers Relaybox sets itself or that would corrupt the request if overridden.
@@ -86,14 +85,6 @@ def _parse_headers(value: Any) -> dict[str, str]:
     return override.check_headers(value, "webhook setting 'headers'", RESERVED_HEADERS)
 
 
-def _parse_timeout(value: Any) -> float:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValidationError("webhook setting 'timeout' must be a positive number of seconds")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class WebhookSettings:
     """Validated webhook settings with defaults applied."""
@@ -111,12 +102,7 @@ class WebhookSettings:
         Only the URL's syntax is checked here; whether its host is reachable is decided by the
         OutboundGuard at send time, because DNS answers change.
         """
-        unknown = sorted(set(raw) - _FIELDS)
-        if unknown:
-            raise ValidationError(
-                f"unknown webhook setting(s): {', '.join(unknown)}; "
-                f"expected {', '.join(sorted(_FIELDS))}"
-            )
+        f = Fields("webhook", raw, _FIELDS)
         method = raw.get("method") or "POST"
         if not isinstance(method, str) or method.upper() not in ("POST", "PUT"):
             raise ValidationError("webhook setting 'method' must be POST or PUT")
@@ -128,7 +114,7 @@ class WebhookSettings:
             method=cast(Method, method.upper()),
             headers=_parse_headers(raw.get("headers")),
             secret=secret or None,
-            timeout=_parse_timeout(raw.get("timeout")),
+            timeout=f.timeout(default=DEFAULT_TIMEOUT),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,11 +143,8 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def _provider_message_id(body: bytes) -> str | None:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
+def _provider_message_id(resp: OutboundResponse) -> str | None:
+    parsed = calls.json_body(resp)
     ident = parsed.get("id") if isinstance(parsed, dict) else None
     if isinstance(ident, str | int) and not isinstance(ident, bool):
         return str(ident)
@@ -229,7 +212,7 @@ class WebhookProvider:
     async def _exchange(
         self, body: bytes, idempotency_key: str, extra: Mapping[str, str] | None
     ) -> OutboundResponse:
-        return await exchange(
+        return await calls.exchange(
             self._guard,
             self._client,
             self.settings.method,
@@ -254,20 +237,16 @@ class WebhookProvider:
         """
         resp = await self._exchange(body, idempotency_key, extra)
         status = resp.status_code
-        response: dict[str, object] = {
-            "status": status,
-            "body": resp.body.decode("utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS],
-        }
         if 200 <= status < 300:
             return DeliveryResult(
-                provider_message_id=_provider_message_id(resp.body) if not resp.truncated else None,
-                response=response,
+                provider_message_id=_provider_message_id(resp), response=calls.summary(resp)
             )
-        what = f"webhook {self.settings.url} answered {status}"
-        if retryable_status(status):
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
-            raise RetryableDeliveryError(what, response=response, retry_after=retry_after)
-        raise PermanentDeliveryError(what, response=response)
+        raise calls.failure(
+            f"webhook {self.settings.url} answered {status}",
+            resp,
+            retryable=calls.retryable_status(status),
+            now=self._clock(),
+        )
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever injected it."""

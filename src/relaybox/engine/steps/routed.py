@@ -312,6 +312,7 @@ class _Context:
             recipient=attempt.recipient,
             template=state.spec.get("template"),
             override=delivery.overrides(state.spec, pick),
+            workspace_id=attempt.workspace_id,
         )
 
 
