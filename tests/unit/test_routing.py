@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from relaybox.domain.routing import (
+    ALL,
     FAILED,
     RETRYABLE,
     SENT,
+    SINGLE,
+    TRIES_PER_PROVIDER,
     Attempt,
     Candidate,
-    build_groups,
+    Group,
+    Leg,
+    Limits,
+    build_route,
+    candidates,
     delivered,
-    next_candidate,
+    next_step,
 )
 
 SMTP_A = Candidate("email", "prv_a", "smtp")
@@ -18,6 +27,39 @@ SMTP_B = Candidate("email", "prv_b", "smtp")
 HOOK = Candidate("webhook", "prv_h", "webhook")
 CONFIGURED = [SMTP_A, SMTP_B, HOOK]
 PROFILE = {"email": "a@b.c"}
+
+
+def build_groups(
+    *,
+    method: str,
+    entries: Sequence[str],
+    configured: Sequence[Candidate],
+    profile: Mapping[str, object],
+    channel_providers: Mapping[str, Sequence[str]],
+) -> list[list[Candidate]]:
+    """The route of a flat routing as candidate groups: ``single`` is one group of every
+    candidate in order, ``all`` one group per entry; empty when nothing can carry it."""
+    route = build_route(
+        {"method": method, "channels": list(entries)},
+        configured=configured,
+        profile=profile,
+        channels={k: {"providers": v} for k, v in channel_providers.items()},
+    )
+    if route is None:
+        return []
+    if method == SINGLE:
+        return [candidates(route)]
+    return [candidates(child) for child in route.children]
+
+
+def next_candidate(
+    groups: Sequence[Sequence[Candidate]],
+    attempts: Sequence[Attempt],
+    tries: int = TRIES_PER_PROVIDER,
+) -> Candidate | None:
+    """The provider to try next in candidate groups, or None when every group is settled."""
+    route = Group(ALL, tuple(Leg(str(i), SINGLE, tuple(g)) for i, g in enumerate(groups) if g))
+    return next_step(route, attempts, now=0.0, limits=Limits(tries=tries)).candidate
 
 
 def groups(method: str, entries: list[str], **kw: object) -> list[list[Candidate]]:

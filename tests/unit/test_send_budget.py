@@ -1,18 +1,20 @@
 """A send step's execution budget comes from its route, not the engine's generic retry cap.
 
-The send executor is mirrored here with the pure parts it is made of (``routing.next_step``
-picks the provider, ``decide`` applies the step's outcome under the engine's default policy),
-so the property covers what the engine does with a failover chain's retries.
+Each execution is driven through ``delivery.Execution``, the same walk the send step makes
+(which provider next, when a retry is due, the budget it is released with), with scripted
+outcomes for the provider calls; ``decide`` applies the step's outcome under the engine's
+default policy, so the property covers what the engine does with a failover chain's retries.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaybox.domain import routing
+from relaybox.domain import delivery, routing
 from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run, RunContext, RunStatus, StepStatus, new_steps
 from relaybox.domain.transitions import Advance, Event, StepFailed, StepSucceeded, decide
@@ -55,6 +57,7 @@ def drive(
     a backoff (a retryable ``StepFailed`` with its due time) or the route is settled."""
     run = make_run()
     attempts: list[routing.Attempt] = []
+    ends = float("inf") if deadline is None else deadline
     calls = iter(outcomes)
     now = NOW
     executions = 0
@@ -70,28 +73,17 @@ def drive(
         if deadline is not None and now >= deadline:
             event = StepFailed(0, "expired", retryable=False)
         else:
-            waiting: dict[str, float] = {}
+            execution = delivery.Execution(route, limits, attempts, POLICY, ends)
             while True:
-                found = routing.next_step(route, attempts, now=now, limits=limits, waiting=waiting)
+                found = execution.next(now)
                 pick = found.candidate
                 if pick is None:
                     break
-                outcome = next(calls, routing.RETRYABLE)
-                attempts.append(routing.Attempt(pick.integration, outcome, now))
-                if outcome == routing.RETRYABLE and not routing.exhausted(
-                    pick, attempts, now=now, limits=limits
-                ):
-                    tries = sum(a.integration == pick.integration for a in attempts)
-                    at = now + POLICY.backoff(tries)
-                    waiting[pick.integration] = at if deadline is None else min(at, deadline)
+                execution.record(pick, next(calls, routing.RETRYABLE), now, ended=now)
             if found.state == routing.PENDING:
-                event = StepFailed(
-                    0,
-                    "retry",
-                    retryable=True,
-                    retry_at=min(waiting.values()),
-                    max_attempts=routing.execution_budget(route, limits) if budget else None,
-                )
+                event = execution.release(0, "retry")
+                if not budget:
+                    event = replace(event, max_attempts=None)
             elif found.state == routing.SENT:
                 event = StepSucceeded(0, message_id="m1")
             else:

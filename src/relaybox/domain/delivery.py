@@ -9,11 +9,13 @@ in seconds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from relaybox.domain import delays, merge, routing
+from relaybox.domain.retry import RetryPolicy
+from relaybox.domain.transitions import StepFailed
 from relaybox.errors import ValidationError
 
 DEFAULT_MESSAGE_MS = 259_200_000
@@ -277,6 +279,68 @@ def limits(message: Mapping[str, Any], route: routing.Group) -> routing.Limits:
         )
         channel_seconds[leg.name] = ms / 1000.0
     return routing.Limits(provider_seconds=provider_seconds, channel_seconds=channel_seconds)
+
+
+@dataclass
+class Execution:
+    """One execution of a send step over its route: which provider to call next, when one
+    that failed retryably may be called again, and the step's result when everything left
+    is waiting out a backoff.
+
+    The send step and its budget tests both drive this, so what they check is what runs.
+    """
+
+    route: routing.Group
+    limits: routing.Limits
+    #: Every attempt on the message, earlier executions' included; ``record`` appends.
+    attempts: list[routing.Attempt]
+    policy: RetryPolicy
+    #: No retry is scheduled past this (the message's deadline).
+    deadline: float
+    #: Providers waiting out a backoff in this execution, and when their next try is due.
+    waiting: dict[str, float] = field(default_factory=dict)
+
+    def next(self, now: float) -> routing.Next:
+        return routing.next_step(
+            self.route, self.attempts, now=now, limits=self.limits, waiting=self.waiting
+        )
+
+    def record(
+        self,
+        pick: routing.Candidate,
+        outcome: str,
+        now: float,
+        *,
+        ended: float,
+        retry_after: float | None = None,
+    ) -> float | None:
+        """Record a call on ``pick`` started at ``now`` and ended at ``ended``: when it may be
+        tried again, or None when it is not to wait for another try."""
+        self.attempts.append(routing.Attempt(pick.integration, outcome, now))
+        if outcome != routing.RETRYABLE or routing.exhausted(
+            pick, self.attempts, now=now, limits=self.limits
+        ):
+            return None
+        tries = sum(
+            a.integration == pick.integration and a.outcome == routing.RETRYABLE
+            for a in self.attempts
+        )
+        # From the end of the call: the backoff is the quiet time the provider gets.
+        at = min(ended + self.policy.backoff(tries, retry_after), self.deadline)
+        self.waiting[pick.integration] = at
+        return at
+
+    def release(self, index: int, error: str, message_id: str | None = None) -> StepFailed:
+        """Everything left is waiting out a backoff: come back at the earliest retry, within
+        the route's own execution budget rather than the engine's generic cap."""
+        return StepFailed(
+            index,
+            error,
+            retryable=True,
+            message_id=message_id,
+            retry_at=min(self.waiting.values()),
+            max_attempts=routing.execution_budget(self.route, self.limits),
+        )
 
 
 def _legs(route: routing.Group | routing.Leg) -> list[routing.Leg]:

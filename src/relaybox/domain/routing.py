@@ -259,15 +259,11 @@ def candidates(route: Group | Leg) -> list[Candidate]:
     return [c for child in route.children for c in candidates(child)]
 
 
-def leg_of(route: Group | Leg, integration: str) -> Leg | None:
-    """The leg a provider belongs to."""
-    if isinstance(route, Leg):
-        return route if any(c.integration == integration for c in route.candidates) else None
-    for child in route.children:
-        found = leg_of(child, integration)
-        if found is not None:
-            return found
-    return None
+def first_candidate(route: Group | Leg) -> Candidate:
+    """``candidates(route)[0]`` without listing the rest (a built route has no empty part)."""
+    while isinstance(route, Group):
+        route = route.children[0]
+    return route.candidates[0]
 
 
 class _Walk:
@@ -350,39 +346,3 @@ def _combine(states: Sequence[str]) -> Next:
 
 def delivered(attempts: Sequence[Attempt]) -> bool:
     return any(a.outcome == SENT for a in attempts)
-
-
-# --- the flat form: a list of single-method groups, every one to be settled ------------------
-
-
-def build_groups(
-    *,
-    method: str,
-    entries: Sequence[str],
-    configured: Sequence[Candidate],
-    profile: Mapping[str, object],
-    channel_providers: Mapping[str, Sequence[str]],
-) -> list[list[Candidate]]:
-    """The route of a flat routing as candidate groups: ``single`` is one group of every
-    candidate in order, ``all`` one group per entry; empty when nothing can carry it."""
-    route = build_route(
-        {"method": method, "channels": list(entries)},
-        configured=configured,
-        profile=profile,
-        channels={k: {"providers": v} for k, v in channel_providers.items()},
-    )
-    if route is None:
-        return []
-    if method == SINGLE:
-        return [candidates(route)]
-    return [candidates(child) for child in route.children]
-
-
-def next_candidate(
-    groups: Sequence[Sequence[Candidate]],
-    attempts: Sequence[Attempt],
-    tries: int = TRIES_PER_PROVIDER,
-) -> Candidate | None:
-    """The provider to try next in candidate groups, or None when every group is settled."""
-    route = Group(ALL, tuple(Leg(str(i), SINGLE, tuple(g)) for i, g in enumerate(groups) if g))
-    return next_step(route, attempts, now=0.0, limits=Limits(tries=tries)).candidate

@@ -1,8 +1,8 @@
-"""The send pipeline's seam: lookups and the provider call shared by every send.
+"""The send pipeline's seam: what ``engine.steps.routed.RoutedSend`` needs from outside.
 
 Every ``send`` step (the template/recipient form of automations and Courier's ``message``
-form behind POST /send) is executed by ``engine.steps.routed.RoutedSend``; this module gives
-it the template, profile, preference and provider lookups, the one provider-call record
+form behind POST /send) is executed by ``RoutedSend``; this module gives it the template,
+profile, preference and provider lookups, the provider call with its record
 (``call_provider``) and the history event constructor.
 """
 
@@ -122,6 +122,9 @@ class ProviderCall:
 
     message: Message
     event: MessageEvent
+    #: The routing outcome (``routing.SENT``, ``RETRYABLE``, ``FAILED`` or ``TIMEOUT``), as
+    #: recorded in the message's provider log.
+    outcome: str
     error: DeliveryError | None = None
 
 
@@ -130,15 +133,17 @@ async def call_provider(
     rendered: RenderedMessage,
     message: Message,
     now: float,
-    where: Mapping[str, Any],
+    pick: routing.Candidate,
     time_limit: float | None = None,
 ) -> ProviderCall:
-    """Call ``provider`` and record the outcome; delivery failures are outcomes, not raised.
+    """Call ``pick``'s ``provider`` and record the outcome; delivery failures are outcomes,
+    not raised.
 
-    ``where`` (provider key, and channel / integration when known) goes into both the
-    message's provider log entry and the history event. A call still running after
-    ``time_limit`` seconds is abandoned as a ``DeliveryTimeout``.
+    ``pick``'s provider key, integration and channel go into both the message's provider
+    log entry and the history event. A call still running after ``time_limit`` seconds is
+    abandoned as a ``DeliveryTimeout``.
     """
+    where = {"provider": pick.provider, "integration": pick.integration, "channel": pick.channel}
     entry: dict[str, Any] = {**where, "ts": now}
     try:
         try:
@@ -151,8 +156,9 @@ async def call_provider(
     except DeliveryError as exc:
         retryable = isinstance(exc, RetryableDeliveryError)
         status = routing.RETRYABLE if retryable else routing.FAILED
+        outcome = routing.TIMEOUT if isinstance(exc, DeliveryTimeout) else status
         entry |= {
-            "status": routing.TIMEOUT if isinstance(exc, DeliveryTimeout) else status,
+            "status": outcome,
             "error": exc.message,
             # Nested: the provider's own fields (an HTTP "status") must not shadow ours.
             "response": dict(exc.response),
@@ -166,7 +172,7 @@ async def call_provider(
         )
         kind = "RETRYING" if retryable else "UNDELIVERABLE"
         event = history_event(message, now, kind, **where, error_message=exc.message)
-        return ProviderCall(updated, event, exc)
+        return ProviderCall(updated, event, outcome, exc)
     entry |= {"status": routing.SENT, "response": dict(result.response)}
     sent = replace(
         message,
@@ -186,7 +192,7 @@ async def call_provider(
         reference=result.provider_message_id,
         response=dict(result.response),
     )
-    return ProviderCall(sent, event)
+    return ProviderCall(sent, event, routing.SENT)
 
 
 def history_event(message: Message, now: float, kind: str, **detail: Any) -> MessageEvent:

@@ -155,7 +155,7 @@ class RoutedSend:
         content = dict(template.get("content") or {})
         brand = await self._messenger.brand_for(ws, spec.get("brand_id"), template)
         context = _Context(content, data, profile, to, configured, route, brand)
-        return await self._deliver(state, context, checkpoint)
+        return await self._deliver(state, context, checkpoint, earlier)
 
     async def _providers(
         self, ws: str, to: Mapping[str, Any], spec: Mapping[str, Any]
@@ -202,24 +202,26 @@ class RoutedSend:
                     skipped[kind].add(name)
         return skipped, broken
 
-    async def _deliver(self, state: _Send, ctx: _Context, checkpoint: Checkpoint) -> StepResult:
+    async def _deliver(
+        self,
+        state: _Send,
+        ctx: _Context,
+        checkpoint: Checkpoint,
+        attempts: list[routing.Attempt],
+    ) -> StepResult:
+        """``attempts``: those recorded on ``state.message``; this execution's are added."""
         limits = delivery.limits(state.spec, ctx.route)
-        attempts = _attempts(state.message.providers)
-        waiting: dict[str, float] = {}
+        execution = delivery.Execution(ctx.route, limits, attempts, self._policy, state.deadline.at)
+        outputs: dict[str, render.RenderedContent] = {}
         step = replace(state.run.steps[state.index], message_id=state.message.id)
         now = state.now
         while True:
-            found = routing.next_step(ctx.route, attempts, now=now, limits=limits, waiting=waiting)
+            found = execution.next(now)
             pick = found.candidate
             if pick is None:
                 break
             try:
-                out = render.render(
-                    ctx.content,
-                    channel=pick.channel,
-                    variables=ctx.variables(state.spec),
-                    brand=ctx.brand,
-                )
+                out = _output(ctx, state.spec, pick.channel, outputs)
             except ValidationError as exc:
                 why = f"Template could not be rendered: {exc.message}"
                 return _fail(
@@ -230,49 +232,36 @@ class RoutedSend:
                 # A test-environment send: routed and rendered, never handed to a provider.
                 state.message, event = _simulate(attempt, pick, now)
                 state.events.append(event)
-                attempts.append(routing.Attempt(pick.integration, routing.SENT, now))
+                execution.record(pick, routing.SENT, now, ended=now)
                 continue
             # On disk before the provider sees it: see the module docstring.
             await checkpoint(state.run.with_step(step), [attempt], state.events)
             state.events = []
             rendered = ctx.rendered(state, attempt, pick, out)
-            where = {"provider": pick.provider, "integration": pick.integration}
             call = await call_provider(
                 ctx.configured[pick.integration].provider,
                 rendered,
                 attempt,
                 now,
-                {**where, "channel": pick.channel},
+                pick,
                 time_limit=limits.provider_seconds.get(pick.integration),
             )
-            outcome = str(call.message.providers[-1]["status"])
-            attempts.append(routing.Attempt(pick.integration, outcome, now))
+            at = execution.record(
+                pick,
+                call.outcome,
+                now,
+                ended=self._messenger.now(),
+                retry_after=call.error.retry_after if call.error else None,
+            )
             event = call.event
-            if outcome == routing.RETRYABLE and not routing.exhausted(
-                pick, attempts, now=now, limits=limits
-            ):
-                tries = sum(
-                    a.integration == pick.integration and a.outcome == routing.RETRYABLE
-                    for a in attempts
-                )
-                retry_after = call.error.retry_after if call.error else None
-                # From the end of the call: the backoff is the quiet time the provider gets.
-                wait = self._policy.backoff(tries, retry_after)
-                at = min(self._messenger.now() + wait, state.deadline.at)
-                waiting[pick.integration] = at
+            if at is not None:
                 # Epoch milliseconds, like the history's ``ts``.
                 event = replace(event, detail={**event.detail, "next_attempt_at": _ms(at)})
             state.events.append(event)
             state.message = call.message
         if found.state == routing.PENDING:
-            # Everything left is waiting out a backoff: come back at the earliest retry.
-            failed = StepFailed(
-                state.index,
-                state.message.error or "delivery failed",
-                retryable=True,
-                message_id=state.message.id,
-                retry_at=min(waiting.values()),
-                max_attempts=routing.execution_budget(ctx.route, limits),
+            failed = execution.release(
+                state.index, state.message.error or "delivery failed", state.message.id
             )
             return StepResult(failed, [state.message], state.events)
         return _settled(state, attempts)
@@ -314,6 +303,21 @@ class _Context:
             override=delivery.overrides(state.spec, pick),
             workspace_id=attempt.workspace_id,
         )
+
+
+def _output(
+    ctx: _Context,
+    spec: Mapping[str, Any],
+    channel: str,
+    outputs: dict[str, render.RenderedContent],
+) -> render.RenderedContent:
+    """The content rendered for ``channel``, kept in ``outputs``: within one execution a
+    failover to another provider on the same channel sends what was rendered already."""
+    if channel not in outputs:
+        outputs[channel] = render.render(
+            ctx.content, channel=channel, variables=ctx.variables(spec), brand=ctx.brand
+        )
+    return outputs[channel]
 
 
 def _attempt(
@@ -480,7 +484,7 @@ def _provider_key(message: Message, pick: routing.Candidate, route: routing.Grou
     deduplicated against each other.
     """
     key = message.idempotency_key or message.id
-    first = routing.candidates(route)[0]
+    first = routing.first_candidate(route)
     return key if first.integration == pick.integration else f"{key}/{pick.integration}"
 
 
