@@ -1,95 +1,16 @@
-"""Helpers for the delivery-event and inbox acceptance tests: a recording receiver of
-delivery events and a Server-Sent Events reader over a real streaming HTTP connection."""
+"""Helper for the inbox and delivery-event acceptance tests: a Server-Sent Events reader over a
+real streaming HTTP connection (delivery events are recorded by relaybox_harness's
+``WebhookReceiver``)."""
 
 from __future__ import annotations
 
 import json
 import queue
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from relaybox_harness import LOCAL, Workspace
-
-#: A ``plan`` entry: hold the request until ``release`` (then 200).
-HOLD = -1
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    raw: bytes
-    body: dict[str, Any]
-    status: int
-
-
-@dataclass
-class EventReceiver:
-    """A real HTTP server recording each event; answers from ``plan`` (then 200).
-
-    A ``HOLD`` in the plan records the request, sets ``holding`` and answers only once
-    ``release`` is set (as a receiver whose reply is lost when the sender dies).
-    """
-
-    server: ThreadingHTTPServer
-    requests: list[Received] = field(default_factory=list)
-    plan: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    holding: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOCAL}:{self.server.server_address[1]}/events"
-
-    def for_message(self, message_id: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.body["data"]["id"] == message_id]
-
-    def acknowledged(self, message_id: str) -> list[str]:
-        """Statuses of the message's events answered with 2xx, in arrival order."""
-        found = self.for_message(message_id)
-        return [r.body["data"]["status"] for r in found if 200 <= r.status < 300]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def start_receiver(port: int = 0) -> EventReceiver:
-    holder: list[EventReceiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            receiver = holder[0]
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with receiver.lock:
-                status = receiver.plan.pop(0) if receiver.plan else 200
-                receiver.requests.append(
-                    Received(dict(self.headers.items()), raw, json.loads(raw), status)
-                )
-            if status == HOLD:
-                receiver.holding.set()
-                receiver.release.wait(timeout=30)
-                status = 200
-            try:
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:
-                pass  # the sender is gone
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((LOCAL, port), Handler)
-    server.daemon_threads = True
-    receiver = EventReceiver(server)
-    holder.append(receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return receiver
+from relaybox_harness import Workspace
 
 
 class EventStream:

@@ -179,6 +179,9 @@ def start_smtp() -> SmtpServer:
 
 # --- webhook receiver --------------------------------------------------------------------------
 
+#: A ``WebhookReceiver.plan`` entry: hold the request until ``release`` (then 200).
+HOLD = -1
+
 
 @dataclass(frozen=True)
 class WebhookRequest:
@@ -195,15 +198,18 @@ class WebhookRequest:
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 recording each request.
 
-    Its answer is chosen per request from ``data.scenario`` in the JSON body:
-    ``"ok"`` → 200, ``"reject"`` → 400, ``"flaky"`` → 500 for the first two attempts of an
-    Idempotency-Key, then 200; ``"hold"`` → the first attempt is recorded, then waits until
-    ``release`` is set (``holding`` is set meanwhile) before answering 200.
+    While ``plan`` has entries, each request takes the next one as its answer; a ``HOLD``
+    entry is recorded as such, then waits until ``release`` is set (``holding`` is set
+    meanwhile) before answering 200. After that the answer is chosen from ``data.scenario``
+    in the JSON body: absent or ``"ok"`` → 200, ``"reject"`` → 400, ``"flaky"`` → 500 for
+    the first two attempts of an Idempotency-Key, then 200; ``"hold"`` → the first attempt
+    waits for ``release`` as a ``HOLD`` does.
     """
 
     server: ThreadingHTTPServer
     thread: threading.Thread
     requests: list[WebhookRequest] = field(default_factory=list)
+    plan: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -216,13 +222,23 @@ class WebhookReceiver:
         with self.lock:
             return [r for r in self.requests if r.body.get("message_id") == message_id]
 
+    def events_for(self, message_id: str) -> list[WebhookRequest]:
+        """The delivery events (``data.id`` is the message) received for ``message_id``."""
+        with self.lock:
+            return [r for r in self.requests if (r.body.get("data") or {}).get("id") == message_id]
+
+    def acknowledged(self, message_id: str) -> list[str]:
+        """Statuses of the message's delivery events answered with 2xx, in arrival order."""
+        found = self.events_for(message_id)
+        return [r.body["data"]["status"] for r in found if 200 <= r.status < 300]
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
 
 
-def start_webhook_receiver() -> WebhookReceiver:
+def start_webhook_receiver(port: int = 0) -> WebhookReceiver:
     holder: list[WebhookReceiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -240,10 +256,14 @@ def start_webhook_receiver() -> WebhookReceiver:
                     1 for r in receiver.requests if r.headers.get("Idempotency-Key") == key
                 )
                 status = 200
-                if scenario == "reject":
+                if receiver.plan:
+                    status = receiver.plan.pop(0)
+                elif scenario == "reject":
                     status = 400
                 elif scenario == "flaky" and earlier < 2:
                     status = 500
+                elif scenario == "hold" and earlier == 0:
+                    status = HOLD
                 receiver.requests.append(
                     WebhookRequest(
                         method=self.command,
@@ -255,9 +275,10 @@ def start_webhook_receiver() -> WebhookReceiver:
                         wall=time.time(),
                     )
                 )
-            if scenario == "hold" and earlier == 0:
+            if status == HOLD:
                 receiver.holding.set()
                 receiver.release.wait(timeout=30)
+                status = 200
             answer = json.dumps({"id": f"hook-{uuid.uuid4().hex[:8]}", "status": status}).encode()
             try:
                 self.send_response(status)
@@ -271,7 +292,7 @@ def start_webhook_receiver() -> WebhookReceiver:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((LOCAL, 0), Handler)
+    server = ThreadingHTTPServer((LOCAL, port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     receiver = WebhookReceiver(server=server, thread=thread)

@@ -12,11 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from events_harness import HOLD, EventReceiver, start_receiver
 from relaybox_harness import (
+    HOLD,
     RelayboxServer,
     SmtpServer,
+    WebhookReceiver,
     Workspace,
+    start_webhook_receiver,
     unique,
     unique_email,
     verify_signature,
@@ -25,8 +27,8 @@ from relaybox_harness import (
 
 
 @pytest.fixture
-def receiver() -> Iterator[EventReceiver]:
-    found = start_receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    found = start_webhook_receiver()
     yield found
     found.stop()
 
@@ -58,7 +60,7 @@ def send_email(ws: Workspace, email: str) -> str:
 
 
 def test_status_changes_arrive_signed_in_order(
-    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer
+    events_ws: Workspace, receiver: WebhookReceiver, smtp: SmtpServer
 ) -> None:
     endpoint = register(events_ws, receiver.url, description="ops")
     secret = endpoint["secret"]
@@ -69,7 +71,7 @@ def test_status_changes_arrive_signed_in_order(
 
     wait_for(lambda: "SENT" in receiver.acknowledged(message_id), what="the SENT event", timeout=15)
     assert receiver.acknowledged(message_id) == ["ENQUEUED", "ROUTED", "SENT"]
-    requests = receiver.for_message(message_id)
+    requests = receiver.events_for(message_id)
     ids = set()
     for request in requests:
         signature = request.headers["X-Relaybox-Signature"]
@@ -111,7 +113,7 @@ def test_status_changes_arrive_signed_in_order(
         assert (resent.json()["status"], resent.json()["attempts"]) == ("pending", 0)
         wait_for(lambda: receiver.acknowledged(message_id).count("SENT") == 2, what="the resend")
         first, again = [
-            r for r in receiver.for_message(message_id) if r.body["data"]["status"] == "SENT"
+            r for r in receiver.events_for(message_id) if r.body["data"]["status"] == "SENT"
         ]
         assert first.raw == again.raw
         assert (
@@ -124,7 +126,7 @@ def test_status_changes_arrive_signed_in_order(
 
 
 def test_event_filter_and_delete(
-    events_ws: Workspace, receiver: EventReceiver, smtp: SmtpServer, ws: Workspace
+    events_ws: Workspace, receiver: WebhookReceiver, smtp: SmtpServer, ws: Workspace
 ) -> None:
     endpoint = register(events_ws, receiver.url, events=["SENT"])
     with ws.http() as other:  # another workspace sees nothing of it
@@ -141,20 +143,26 @@ def test_event_filter_and_delete(
         missing = http.get(f"/webhooks/{endpoint['id']}")
         assert missing.status_code == 404
         assert missing.json()["type"] == "invalid_request_error"
-    later = send_email(events_ws, unique_email("after-delete"))
-    wait_for(lambda: events_ws.client().messages.retrieve(later).status == "SENT", what="sent")
-    time.sleep(1.0)
-    assert receiver.for_message(later) == []
+    # A live endpoint's SENT event marks when the deleted one would have had its own.
+    witness = start_webhook_receiver()
+    try:
+        register(events_ws, witness.url, events=["SENT"])
+        later = send_email(events_ws, unique_email("after-delete"))
+        events_ws.wait_message(later, "SENT")
+        wait_for(lambda: witness.acknowledged(later), what="the live endpoint's SENT", timeout=15)
+        assert receiver.events_for(later) == []
+    finally:
+        witness.stop()
 
 
 def test_failing_endpoint_is_retried_until_acknowledged(
-    events_ws: Workspace, receiver: EventReceiver
+    events_ws: Workspace, receiver: WebhookReceiver
 ) -> None:
     receiver.plan = [500, 500]  # the first event is refused twice
     endpoint = register(events_ws, receiver.url, events=["ENQUEUED"])
     message_id = send_email(events_ws, unique_email("retry"))
     wait_for(lambda: receiver.acknowledged(message_id), what="an acknowledged event", timeout=20)
-    requests = receiver.for_message(message_id)
+    requests = receiver.events_for(message_id)
     assert [r.status for r in requests] == [500, 500, 200]
     assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
     assert len({r.raw for r in requests}) == 1
@@ -192,7 +200,7 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
     ws = Workspace(server, server.api_key)
     try:
         ws.add_smtp_provider(smtp)
-        down = start_receiver()
+        down = start_webhook_receiver()
         port = int(down.server.server_address[1])
         endpoint = register(ws, down.url)
         stored = _stored_secrets(server)
@@ -203,13 +211,13 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
         email = unique_email("killed")
         message_id = send_email(ws, email)
         smtp.recorder.wait_for(email)
-        wait_for(lambda: ws.client().messages.retrieve(message_id).status == "SENT", what="SENT")
+        ws.wait_message(message_id, "SENT")
         with ws.http() as http:
             pending = http.get(f"/webhooks/{endpoint['id']}/deliveries").json()["results"]
         assert {d["status"] for d in pending} == {"pending"}
         server.kill()
 
-        back = start_receiver(port)
+        back = start_webhook_receiver(port)
         try:
             server.start()
             wait_for(
@@ -218,7 +226,7 @@ def test_events_queued_before_kill_9_are_delivered_after_restart(
                 timeout=40,
             )
             assert back.acknowledged(message_id) == ["ENQUEUED", "ROUTED", "SENT"]
-            for request in back.for_message(message_id):
+            for request in back.events_for(message_id):
                 assert verify_signature(
                     endpoint["secret"], request.headers["X-Relaybox-Signature"], request.raw
                 )
@@ -237,7 +245,7 @@ def test_an_event_in_flight_at_kill_9_is_sent_again_with_its_id(
     deduplicate on."""
     server = start_server("events-in-flight")
     ws = Workspace(server, server.api_key)
-    receiver = start_receiver()
+    receiver = start_webhook_receiver()
     try:
         ws.add_smtp_provider(smtp)
         receiver.plan = [HOLD]
@@ -252,7 +260,7 @@ def test_an_event_in_flight_at_kill_9_is_sent_again_with_its_id(
             timeout=40,
             what="the event sent again",
         )
-        first, again = receiver.for_message(message_id)
+        first, again = receiver.events_for(message_id)
         assert (first.status, again.status) == (HOLD, 200)
         assert first.headers["Idempotency-Key"] == again.headers["Idempotency-Key"]
         assert first.raw == again.raw

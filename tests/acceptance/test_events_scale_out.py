@@ -18,8 +18,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from events_harness import EventStream, start_receiver
-from relaybox_harness import LOCAL, RelayboxServer, Workspace, free_port, unique, wait_for
+from events_harness import EventStream
+from relaybox_harness import (
+    LOCAL,
+    RelayboxServer,
+    Workspace,
+    free_port,
+    start_webhook_receiver,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("RELAYBOX_TEST_BACKEND", "sqlite") != "postgres",
@@ -48,7 +56,7 @@ def test_worker_writes_reach_the_api_stream_and_events_go_out_once(
         database_url=database,
     )
     workers: list[subprocess.Popen[bytes]] = []
-    receiver = start_receiver()
+    receiver = start_webhook_receiver()
     stream: EventStream | None = None
     ws = Workspace(api, api.api_key)
     try:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from events_harness import EventStream, start_receiver
-from relaybox_harness import RelayboxServer, Workspace, unique, wait_for
+from events_harness import EventStream
+from relaybox_harness import RelayboxServer, Workspace, start_webhook_receiver, unique, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_inbox_message_is_listed_streamed_live_and_marked_read(
 ) -> None:
     ws = inbox_ws
     user = unique("reader")
-    receiver = start_receiver()
+    receiver = start_webhook_receiver()
     with ws.http() as http:
         endpoint = http.post("/webhooks", json={"url": receiver.url, "events": ["OPENED"]}).json()
     stream = open_stream(ws, user)
@@ -70,8 +70,7 @@ def test_inbox_message_is_listed_streamed_live_and_marked_read(
     assert live["read"] is None
     assert stream.next("unread") == {"unreadCount": 1}
 
-    wait_for(lambda: ws.client().messages.retrieve(message_id).status == "SENT", what="SENT")
-    message = ws.client().messages.retrieve(message_id)
+    message = ws.wait_message(message_id, "SENT")
     assert message.to_dict()["channel"] == "inbox"
     with ws.http() as http:
         listed = http.get(f"/inbox/{user}/messages").json()
@@ -95,8 +94,7 @@ def test_inbox_message_is_listed_streamed_live_and_marked_read(
     # Reading it opened the message: its status, history and a delivery event say so.
     try:
         assert ws.client().messages.retrieve(message_id).status == "OPENED"
-        history = ws.client().messages.history(message_id).results or []
-        types = [e.get("type") if isinstance(e, dict) else e.type for e in history]
+        types = [e["type"] for e in ws.history(message_id)]
         assert types[-1] == "OPENED"
         wait_for(lambda: receiver.acknowledged(message_id), what="the OPENED event")
         assert receiver.acknowledged(message_id) == ["OPENED"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from relaybox_harness import Workspace, unique, wait_for
+from relaybox_harness import Workspace, unique
 
 ELEMENTS: dict[str, Any] = {
     "version": "2022-01-01",
@@ -22,11 +22,7 @@ def sent(ws: Workspace, message: dict[str, Any]) -> Any:
     """Send ``message``, wait until SENT, and return its output's only result."""
     client = ws.client()
     request_id = client.send.message(message=message).request_id
-    wait_for(
-        lambda: client.messages.retrieve(request_id).status == "SENT" or None,
-        timeout=20,
-        what=f"message {request_id} SENT",
-    )
+    ws.wait_message(request_id, "SENT")
     (result,) = client.messages.content(request_id).results
     return result
 

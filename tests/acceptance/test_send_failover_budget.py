@@ -10,57 +10,40 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 import pytest
-from relaybox_harness import LOCAL, WEBHOOK_SECRET, Workspace, unique, wait_for
+from fake_service import Answer, Received, fake_service
+from relaybox_harness import WEBHOOK_SECRET, Workspace, unique
 
 
+@dataclass
 class Failing:
-    """A webhook receiver answering 503 to its first ``failures`` calls, then 200."""
+    """A webhook receiver's answers: 503 to its first ``failures`` calls, then 200."""
 
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.statuses: list[int] = []
-        lock = threading.Lock()
-        outer = self
+    failures: int
+    statuses: list[int] = field(default_factory=list)
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with lock:
-                    status = 503 if len(outer.statuses) < outer.failures else 200
-                    outer.statuses.append(status)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOCAL, 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOCAL}:{self.server.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    def respond(self, _request: Received) -> Answer:
+        with self.lock:
+            status = 503 if len(self.statuses) < self.failures else 200
+            self.statuses.append(status)
+        return status, {}, b""
 
 
 @pytest.fixture
 def chain() -> Iterator[list[Failing]]:
     # The first two never recover; the third does after two 503s.
     servers = [Failing(1_000), Failing(1_000), Failing(2)]
-    yield servers
-    for server in servers:
-        server.stop()
+    with ExitStack() as stack:
+        for server in servers:
+            service = stack.enter_context(fake_service())
+            service.respond = server.respond
+            server.url = f"{service.url}/hook"
+        yield servers
 
 
 def test_three_failing_webhooks_fail_over_to_the_last_which_delivers(
@@ -84,15 +67,7 @@ def test_three_failing_webhooks_fail_over_to_the_last_which_delivers(
         }
     )
     message_id = response.request_id
-    message = wait_for(
-        lambda: (
-            m
-            if (m := client.messages.retrieve(message_id)).status in ("SENT", "UNDELIVERABLE")
-            else None
-        ),
-        timeout=40,
-        what=f"message {message_id} settled",
-    )
+    message = ws.wait_message(message_id, "SENT", "UNDELIVERABLE", timeout=40)
     assert message.status == "SENT"
     assert [s.statuses for s in chain] == [[503] * 3, [503] * 3, [503, 503, 200]]
     events = [dict(e) for e in client.messages.history(message_id).results]

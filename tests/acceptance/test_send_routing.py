@@ -3,19 +3,17 @@ against a real server, with real HTTP provider endpoints (webhook, Twilio) on 12
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 import courier
 import pytest
+from fake_service import Answer, FakeService, Received, fake_service
 from relaybox_harness import (
-    LOCAL,
     SmtpServer,
     Workspace,
     unique,
@@ -32,59 +30,26 @@ class Reply:
     delay: float = 0.0
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: Any
-    wall: float
-
-
 class ScriptedEndpoints:
-    """A real HTTP server on 127.0.0.1 answering each path from a script (default 200)."""
+    """A fake_service answering each path from a script (default 200)."""
 
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
+    def __init__(self, service: FakeService) -> None:
+        self.service = service
         self._scripts: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
-        owner = self
+        service.respond = self._respond
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                with owner._lock:
-                    owner.requests.append(
-                        Received(self.path, dict(self.headers.items()), body, time.time())
-                    )
-                    queue = owner._scripts.get(self.path.split("?")[0]) or []
-                    reply = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else Reply())
-                time.sleep(reply.delay)
-                answer = json.dumps({"id": f"ok-{len(owner.requests)}", "sid": "SM1"}).encode()
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-                except OSError:
-                    pass  # the caller gave up (a provider timeout)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOCAL, 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _respond(self, request: Received) -> Answer:
+        with self._lock:
+            queue = self._scripts.get(request.path) or []
+            reply = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else Reply())
+        time.sleep(reply.delay)
+        answer = {"id": f"ok-{len(self.service.requests)}", "sid": "SM1"}
+        return reply.status, reply.headers, answer
 
     @property
     def base(self) -> str:
-        return f"http://{LOCAL}:{self.server.server_address[1]}"
+        return self.service.url
 
     def script(self, path: str, *replies: Reply) -> str:
         """Answer ``path`` with ``replies`` in turn (the last one repeats); its URL."""
@@ -93,19 +58,24 @@ class ScriptedEndpoints:
         return self.base + path
 
     def to(self, path: str) -> list[Received]:
-        with self._lock:
-            return [r for r in self.requests if r.path.split("?")[0] == path]
+        return self.service.to(path)
 
     def for_message(self, path: str, message_id: str) -> list[Received]:
-        return [r for r in self.to(path) if (r.body or {}).get("message_id") == message_id]
+        return [r for r in self.to(path) if body(r).get("message_id") == message_id]
+
+
+def body(request: Received) -> Any:
+    """A JSON body, or a form (Twilio's) as single values."""
+    try:
+        return request.json()
+    except ValueError:
+        return {k: v[0] for k, v in parse_qs(request.raw.decode()).items()}
 
 
 @pytest.fixture
 def endpoints() -> Iterator[ScriptedEndpoints]:
-    server = ScriptedEndpoints()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with fake_service() as service:
+        yield ScriptedEndpoints(service)
 
 
 def add_hook(ws: Workspace, url: str) -> str:
@@ -311,7 +281,7 @@ def test_send_step_idempotency_key_sends_once_per_workspace(
     assert first.message_id == second.message_id
     calls = endpoints.to("/once")
     assert len(calls) == 1
-    assert calls[0].body["subject"] == "Once 1"
+    assert body(calls[0])["subject"] == "Once 1"
     assert calls[0].headers["Idempotency-Key"].endswith("/" + key)
 
 
@@ -347,9 +317,9 @@ def test_send_step_override_reaches_the_provider(
     )
     ws.wait_run(run_id, "PROCESSED", timeout=15)
     (call,) = endpoints.to("/ovr")
-    assert call.body["campaign"] == "spring"
-    assert call.body["data"] == {"kept": True, "extra": 1}
-    assert call.body["subject"] == "Override"
+    assert body(call)["campaign"] == "spring"
+    assert body(call)["data"] == {"kept": True, "extra": 1}
+    assert body(call)["subject"] == "Override"
     assert call.headers["X-Override"] == "yes"
     message_id = send(
         ws,
@@ -358,7 +328,7 @@ def test_send_step_override_reaches_the_provider(
     )
     ws.wait_message(message_id, "SENT")
     (sent,) = endpoints.for_message("/ovr", message_id)
-    assert sent.body["channel"] == "custom"
+    assert body(sent)["channel"] == "custom"
 
 
 @pytest.mark.parametrize(

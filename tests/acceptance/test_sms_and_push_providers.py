@@ -21,6 +21,19 @@ SID = "AC00000000000000000000000000000001"
 TOKEN = "acceptance-twilio-token"
 
 
+def send_until_sent(ws: Workspace, profile: dict[str, Any], channel: str, **message: Any) -> str:
+    """Send ``message`` on ``channel`` alone to a new user with ``profile``, assert it ends
+    SENT and return its id."""
+    client = ws.client()
+    user = unique("user")
+    client.profiles.create(user, profile=profile)
+    routing = {"method": "single", "channels": [channel]}
+    response = client.send.message(message={"to": {"user_id": user}, "routing": routing, **message})
+    sent = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
+    assert sent.status == "SENT", sent
+    return str(response.request_id)
+
+
 @pytest.fixture
 def service() -> Iterator[FakeService]:
     with fake_service() as fake:
@@ -46,20 +59,13 @@ def test_sms_through_twilio(
     assert created.provider == "twilio"
     shown = client.providers.retrieve(created.id).to_dict()
     assert shown["settings"]["auth_token"] == "********"
-    user = unique("sms-user")
-    client.profiles.create(user, profile={"phone_number": "+14155550123"})
-
-    response = client.send.message(
-        message={
-            "to": {"user_id": user},
-            "content": {"title": "Code", "body": "Your code is {{code}}"},
-            "data": {"code": "4242"},
-            "routing": {"method": "single", "channels": ["sms"]},
-        }
+    message_id = send_until_sent(
+        ws,
+        {"phone_number": "+14155550123"},
+        "sms",
+        content={"title": "Code", "body": "Your code is {{code}}"},
+        data={"code": "4242"},
     )
-
-    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
-    assert message.status == "SENT", message
     (request,) = service.to(f"/2010-04-01/Accounts/{SID}/Messages.json")
     assert request.method == "POST"
     credentials = (request.header("Authorization") or "").removeprefix("Basic ")
@@ -68,8 +74,7 @@ def test_sms_through_twilio(
     assert form["To"] == ["+14155550123"]
     assert form["From"] == ["+15005550006"]
     assert "Your code is 4242" in form["Body"][0]
-    history = client.messages.history(response.request_id).to_dict()["results"]
-    sent = [event for event in history if event["type"] == "SENT"]
+    sent = [event for event in ws.history(message_id) if event["type"] == "SENT"]
     assert sent[-1]["reference"] == "SM0123"
 
 
@@ -126,28 +131,18 @@ def test_courier_provider_key_is_an_alias_of_ours(
     assert shown["settings"]["service_account"] == "********"
     (entry,) = client.providers.catalog.list(keys="firebase-fcm").to_dict()["results"]
     assert entry["provider"] == "fcm"
-    user = unique("alias-user")
-    client.profiles.create(user, profile={"firebaseToken": "device-xyz"})
-
-    response = client.send.message(
-        message={
-            "to": {"user_id": user},
-            "content": {"title": "Aliased", "body": "b"},
-            "routing": {"method": "single", "channels": ["firebase-fcm"]},
-            "timeout": {"provider": {"firebase-fcm": 60_000}},
-            "providers": {
-                "firebase-fcm": {"override": {"body": {"android": {"priority": "high"}}}}
-            },
-        }
+    message_id = send_until_sent(
+        ws,
+        {"firebaseToken": "device-xyz"},
+        "firebase-fcm",
+        content={"title": "Aliased", "body": "b"},
+        timeout={"provider": {"firebase-fcm": 60_000}},
+        providers={"firebase-fcm": {"override": {"body": {"android": {"priority": "high"}}}}},
     )
-
-    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
-    assert message.status == "SENT", message
     sent_message = service.requests[-1].json()["message"]
     assert sent_message["token"] == "device-xyz"
     assert sent_message["android"] == {"priority": "high"}
-    history = client.messages.history(response.request_id).to_dict()["results"]
-    (sent,) = [e for e in history if e["type"] == "SENT"]
+    (sent,) = [e for e in ws.history(message_id) if e["type"] == "SENT"]
     assert (sent["provider"], sent["integration"]) == ("fcm", created.id)
     with pytest.raises(courier.BadRequestError, match="unknown provider"):
         client.providers.create(provider="firebase", settings={})
@@ -160,20 +155,13 @@ def test_push_through_fcm(new_workspace: Callable[[str], Workspace], service: Fa
     ws = new_workspace("fcm")
     client = ws.client()
     client.providers.create(provider="fcm", settings=fcm_settings(service, project))
-    user = unique("push-user")
-    client.profiles.create(user, profile={"firebaseToken": "device-abc"})
-
-    response = client.send.message(
-        message={
-            "to": {"user_id": user},
-            "content": {"title": "Shipped {{order}}", "body": "On its way"},
-            "data": {"order": "ORD-1"},
-            "routing": {"method": "single", "channels": ["push"]},
-        }
+    send_until_sent(
+        ws,
+        {"firebaseToken": "device-abc"},
+        "push",
+        content={"title": "Shipped {{order}}", "body": "On its way"},
+        data={"order": "ORD-1"},
     )
-
-    message = ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE", "UNROUTABLE")
-    assert message.status == "SENT", message
     assert [r.path for r in service.requests] == [
         "/token",
         f"/v1/projects/{project}/messages:send",
@@ -212,16 +200,9 @@ def test_provider_secrets_never_leave_and_survive_a_round_trip(
     assert patched.to_dict()["settings"]["auth_token"] == "********"
     assert patched.to_dict()["settings"]["timeout"] == 5
 
-    user = unique("secret-user")
-    client.profiles.create(user, profile={"phone_number": "+14155550999"})
-    response = client.send.message(
-        message={
-            "to": {"user_id": user},
-            "content": {"title": "T", "body": "B"},
-            "routing": {"method": "single", "channels": ["twilio"]},
-        }
+    send_until_sent(
+        ws, {"phone_number": "+14155550999"}, "twilio", content={"title": "T", "body": "B"}
     )
-    assert ws.wait_message(response.request_id, "SENT", "UNDELIVERABLE").status == "SENT"
     (request,) = service.requests
     credentials = (request.header("Authorization") or "").removeprefix("Basic ")
     assert base64.b64decode(credentials).decode() == f"{SID}:{TOKEN}"

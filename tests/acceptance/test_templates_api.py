@@ -291,12 +291,7 @@ def test_archive_keeps_the_template_readable_but_unusable(
     with pytest.raises(courier.ConflictError):
         client.notifications.put_content(made.id, content=_content("a", "b"))
     sent = client.send.message(message={"to": {"email": unique_email("arch")}, "template": alias})
-    message = wait_for(
-        lambda: (
-            m if (m := client.messages.retrieve(sent.request_id)).status == "UNMAPPED" else None
-        ),
-        what="UNMAPPED message",
-    )
+    message = tpl_ws.wait_message(sent.request_id, "UNMAPPED", timeout=10)
     assert message.status == "UNMAPPED"
     # The alias is free again for a new template.
     client.notifications.create(notification=_notification(alias, "t", "x", alias=alias))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from relaybox_harness import (
     unique,
     unique_email,
     verify_signature,
+    wait_for,
 )
 
 FINAL_WAIT_MS = 20_000
@@ -320,12 +320,12 @@ def test_provider_settings_add_edit_delete_with_secrets_masked(
         sent = http.post("/send", json={"message": message})
     assert sent.status_code == 202, sent.text
     message_id = sent.json()["requestId"]
-    deadline = time.monotonic() + 15
-    while not hook.for_message(message_id) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with ws.http() as http:
-        state = http.get(f"/messages/{message_id}").json()
-    [request] = hook.for_message(message_id) or pytest.fail(str(state))
+    try:
+        calls = wait_for(lambda: hook.for_message(message_id), timeout=15, what="the webhook call")
+    except AssertionError:
+        with ws.http() as http:
+            pytest.fail(str(http.get(f"/messages/{message_id}").json()))
+    [request] = calls
     signature = request.headers["X-Relaybox-Signature"]
     assert verify_signature("s3cr3t-value", signature, request.raw)
 

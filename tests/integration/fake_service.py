@@ -8,6 +8,7 @@ the real service documents it and scripts the service's answers (success, 429, 5
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 LOCAL = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCAL, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -87,12 +95,15 @@ def fake_service() -> Iterator[FakeService]:
                 headers = {"Content-Type": "application/json", **headers}
             else:
                 data = body if isinstance(body, bytes) else str(body).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (its timeout ran out while ``respond`` was slow)
 
         do_GET = do_POST = do_PUT = _handle
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from fake_service import Answer, FakeService, Received, fake_service
 
 from relaybox.clock import FrozenClock
 from relaybox.domain.retry import RetryPolicy
@@ -31,42 +28,36 @@ SECRET = "whsec_integration"
 
 @dataclass
 class Receiver:
-    server: ThreadingHTTPServer
+    """A fake_service answering from ``answers`` in turn, then 200."""
+
+    service: FakeService
     answers: list[int] = field(default_factory=list)
-    seen: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+
+    def respond(self, _request: Received) -> Answer:
+        code = self.answers.pop(0) if self.answers else 200
+        self.codes.append(code)
+        return code, {}, b""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        return f"{self.service.url}/events"
+
+    @property
+    def seen(self) -> list[Received]:
+        return self.service.requests
 
     def statuses(self) -> list[tuple[str, int]]:
-        return [(json.loads(raw)["data"]["status"], code) for _, raw, code in self.seen]
+        answered = zip(self.seen, self.codes, strict=True)
+        return [(r.json()["data"]["status"], code) for r, code in answered]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    holder: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            me = holder[0]
-            code = me.answers.pop(0) if me.answers else 200
-            me.seen.append((dict(self.headers.items()), raw, code))
-            self.send_response(code)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder[0]
-    server.shutdown()
-    server.server_close()
+    with fake_service() as service:
+        found = Receiver(service)
+        service.respond = found.respond
+        yield found
 
 
 @pytest.fixture
@@ -151,11 +142,12 @@ async def test_backoff_cap_and_order_behind_a_failing_event(
 
     # Every attempt of an event is the same body and id, signed over timestamp and body.
     first_three = receiver.seen[:3]
-    assert len({raw for _, raw, _ in first_three}) == 1
-    assert len({h["Idempotency-Key"] for h, _, _ in first_three}) == 1
-    for headers, raw, _ in receiver.seen:
-        parts = dict(p.split("=", 1) for p in headers["X-Relaybox-Signature"].split(","))
-        mac = hmac.new(SECRET.encode(), f"{parts['t']}.".encode() + raw, hashlib.sha256)
+    assert len({r.raw for r in first_three}) == 1
+    assert len({r.headers["Idempotency-Key"] for r in first_three}) == 1
+    for request in receiver.seen:
+        signature = request.headers["X-Relaybox-Signature"]
+        parts = dict(p.split("=", 1) for p in signature.split(","))
+        mac = hmac.new(SECRET.encode(), f"{parts['t']}.".encode() + request.raw, hashlib.sha256)
         assert hmac.compare_digest(mac.hexdigest(), parts["v1"])
 
 

@@ -29,6 +29,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from fake_service import free_port
 
 from relaybox.errors import PermanentDeliveryError, RetryableDeliveryError, ValidationError
 from relaybox.providers.base import RenderedMessage
@@ -46,13 +47,6 @@ from relaybox.providers.webhook import WebhookProvider, WebhookSettings
 LOCAL = "127.0.0.1"
 FIXED_NOW = 1_700_000_000.0
 SECRET = "whsec_test_secret"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCAL, 0))
-        return int(s.getsockname()[1])
 
 
 def make_message(key: str = "msg_1:email", **overrides: Any) -> RenderedMessage:

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fake_service import LOCAL, rendered
+from fake_service import LOCAL, free_port, rendered
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -140,12 +140,6 @@ def _apns_app(fake: list[FakeApns]) -> Any:
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOCAL, 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_listening(port: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -161,7 +155,7 @@ def _wait_listening(port: int) -> None:
 def apns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeApns]:
     """hypercorn serving HTTP/2 only (ALPN h2) over TLS on 127.0.0.1, in its own thread."""
     cert, key, ca_pem = _self_signed(tmp_path_factory.mktemp("apns"))
-    port = _free_port()
+    port = free_port()
     config = Config()
     config.bind = [f"{LOCAL}:{port}"]
     config.certfile = str(cert)

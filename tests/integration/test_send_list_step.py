@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from fake_service import fake_service
 
 from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
 from relaybox.domain.transitions import StepFailed, StepSucceeded
@@ -141,45 +140,29 @@ async def test_a_rerun_does_not_fetch_again_for_children_already_created(
     store: SqliteStore,
 ) -> None:
     """data_source: one fetch per subscriber; the re-executed step skips created children."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            raw = json.dumps({"fetched": self.path.rsplit("=", 1)[-1]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     saved: list[Run] = []
 
     async def checkpoint(run: Run, m: Sequence[Message], e: Sequence[MessageEvent]) -> None:
         saved.append(run)
 
-    url = f"http://127.0.0.1:{server.server_address[1]}/who"
-    spec = {
-        "action": "send-list",
-        "list": "team",
-        "template": "T",
-        "data_source": {"webhook": {"url": url}, "merge_strategy": "overwrite"},
-    }
-    try:
+    with fake_service() as service:
+        service.respond = lambda r: (200, {}, {"fetched": r.query["recipient_id"][0]})
+        spec = {
+            "action": "send-list",
+            "list": "team",
+            "template": "T",
+            "data_source": {
+                "webhook": {"url": f"{service.url}/who"},
+                "merge_strategy": "overwrite",
+            },
+        }
         async with httpx.AsyncClient() as http:
             step = SendListStep(
                 store=store, http=http, guard=OutboundGuard(["127.0.0.1"]), page_size=2
             )
             first = await step.execute(make_run(spec), 0, NOW, checkpoint)
             again = await step.execute(saved[0], 0, NOW + 5, checkpoint)
-    finally:
-        server.shutdown()
-        server.server_close()
+        asked = [f"{r.path}?{urlencode(r.query, doseq=True)}" for r in service.requests]
     assert isinstance(first.event, StepSucceeded)
     assert isinstance(again.event, StepSucceeded)
     assert sorted(asked) == [f"/who?recipient_id=u{i}" for i in range(3)]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from fake_service import free_port
 
 from relaybox.bootstrap import DEFAULT_WORKSPACE, build
 from relaybox.clock import FrozenClock
@@ -17,12 +17,6 @@ from relaybox.settings import Settings
 # Saturday 2026-12-05 12:00 UTC; 09:00 on Monday in New York is 14:00 UTC.
 SATURDAY_NOON = datetime(2026, 12, 5, 12, 0, tzinfo=UTC).timestamp()
 MONDAY_9_NEW_YORK = datetime(2026, 12, 7, 14, 0, tzinfo=UTC).timestamp()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Inbox:
