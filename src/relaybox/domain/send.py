@@ -46,8 +46,6 @@ class SendPlan:
     when to start sending."""
 
     messages: list[dict[str, Any]]
-    #: Epoch seconds before which nothing is sent (``delay``), or None to send at once.
-    not_before: float | None
     tags: tuple[str, ...]
     trace_id: str | None
     #: ``list_id`` / ``list_pattern`` / ``audience_id`` recipients (that key and "data"): each
@@ -57,6 +55,11 @@ class SendPlan:
     shared: dict[str, Any] = field(default_factory=dict)
     #: ``delay`` normalised: {"not_before", "window", "timezone"} (see :func:`send_at`).
     delay: dict[str, Any] | None = None
+
+    @property
+    def not_before(self) -> float | None:
+        """Epoch seconds before which nothing is sent (``delay``), or None to send at once."""
+        return None if self.delay is None else self.delay["not_before"]
 
 
 def parse(body: Mapping[str, Any], now: float) -> SendPlan:
@@ -97,7 +100,6 @@ def parse(body: Mapping[str, Any], now: float) -> SendPlan:
     bodies = [{"to": to, **shared} for to in recipients]
     return SendPlan(
         messages=bodies,
-        not_before=None if delay is None else delay["not_before"],
         tags=tags,
         trace_id=trace_id,
         fan_outs=fan_outs,

@@ -9,6 +9,7 @@ together.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ import orjson
 from relaybox import ids
 from relaybox.clock import Clock
 from relaybox.domain import send as send_request
-from relaybox.domain.run import Run, RunContext, RunStatus, new_steps
+from relaybox.domain.run import Run
 from relaybox.engine import audiences, send_runs
 from relaybox.engine.engine import Engine
 from relaybox.errors import NotFound
@@ -80,9 +81,7 @@ class SendService:
             raise NotFound(f"Message {message_id} not found")
         body = await self._original(found)
         now = self._clock.now()
-        plan = send_request.SendPlan(
-            messages=[body], not_before=None, tags=found.tags, trace_id=found.trace_id
-        )
+        plan = send_request.SendPlan(messages=[body], tags=found.tags, trace_id=found.trace_id)
         accepted = await self._enqueue(workspace_id, plan, now, None)
         assert accepted.request_id is not None
         return accepted.request_id
@@ -114,20 +113,24 @@ class SendService:
         now: float,
         idem: Idempotency | None,
     ) -> Accepted:
-        built = []
-        for body in plan.messages:
-            profile = await self._zone_profile(workspace_id, plan, body["to"])
-            built.append(
-                send_runs.message_run(
-                    workspace_id,
-                    body,
-                    now,
-                    not_before=send_request.send_at(plan.delay, body["to"], profile, now),
-                    tags=plan.tags,
-                    trace_id=plan.trace_id,
-                    window=(plan.delay or {}).get("window"),
-                )
+        profiles = await asyncio.gather(
+            *(
+                send_runs.zone_profile(self._store, workspace_id, plan.delay, body["to"])
+                for body in plan.messages
             )
+        )
+        built = [
+            send_runs.message_run(
+                workspace_id,
+                body,
+                now,
+                not_before=send_request.send_at(plan.delay, body["to"], profile, now),
+                tags=plan.tags,
+                trace_id=plan.trace_id,
+                window=(plan.delay or {}).get("window"),
+            )
+            for body, profile in zip(plan.messages, profiles, strict=True)
+        ]
         # Courier: one recipient → the request id is the message id.
         single = len(built) == 1 and not plan.fan_outs
         request_id = built[0].message.id if single else ids.courier_id(now)
@@ -164,18 +167,6 @@ class SendService:
                 self._engine.scheduled()
         return Accepted(request_id=request_id)
 
-    async def _zone_profile(
-        self, workspace_id: str, plan: send_request.SendPlan, to: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The stored profile, read only when a delivery window needs the recipient's zone."""
-        delay = plan.delay or {}
-        if delay.get("window") is None or delay.get("timezone") or to.get("timezone"):
-            return {}
-        user_id = to.get("user_id")
-        if not isinstance(user_id, str):
-            return {}
-        return await self._store.get_profile(workspace_id, user_id) or {}
-
     async def _fan_out(
         self,
         workspace_id: str,
@@ -205,17 +196,5 @@ class SendService:
         step.update({k: target[k] for k in ("list_pattern", "audience_id") if k in target})
         if list_id is not None:
             step["list"] = list_id
-        steps_def = (step,)
-        return Run(
-            id=ids.courier_id(now),
-            workspace_id=workspace_id,
-            steps_def=steps_def,
-            # The fan-out's children all carry this request id (fixed before any exists).
-            steps=(replace(new_steps(steps_def)[0], message_id=request_id),),
-            context=RunContext(),
-            status=RunStatus.PROCESSING,
-            created_at=now,
-            updated_at=now,
-            source=send_runs.SEND_SOURCE,
-            due_at=now,
-        )
+        # The fan-out's children all carry this request id (fixed before any exists).
+        return send_runs.one_step_run(workspace_id, step, now, message_id=request_id, due_at=now)

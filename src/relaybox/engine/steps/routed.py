@@ -23,6 +23,7 @@ from relaybox.domain import delivery, preferences, routing, send
 from relaybox.domain.retry import RetryPolicy
 from relaybox.domain.run import Run
 from relaybox.domain.transitions import StepFailed, StepSucceeded
+from relaybox.engine import send_runs
 from relaybox.engine.expressions import ExpressionError, Sandbox
 from relaybox.engine.messaging import Messenger, call_provider, history_event
 from relaybox.engine.providers import Configured
@@ -92,19 +93,21 @@ class RoutedSend:
         to: Mapping[str, Any] = spec.get("to") or {}
         # Template data: the run's (automation steps), then the recipient's, then the message's.
         data = {**outgoing.data, **(to.get("data") or {}), **(spec.get("data") or {})}
-        base = previous or _new_message(run, message_id, outgoing, now)
         events = list(events or [])
-        if previous is None:
-            events.append(
-                history_event(
-                    base,
-                    now,
-                    "ENQUEUED",
-                    recipient=base.recipient,
-                    data=data,
-                    profile=dict(outgoing.profile) or None,
-                )
+        base = previous
+        if base is None:
+            # POST /send pre-creates its message; an automation step's is made here.
+            base, enqueued = send_runs.new_message(
+                run.workspace_id,
+                message_id,
+                run.id,
+                spec,
+                now,
+                data=data,
+                profile=outgoing.profile,
+                idempotency_key=outgoing.idempotency_key,
             )
+            events.append(enqueued)
         try:
             delivery.check(spec)
             ends = delivery.deadline(spec, base.enqueued_at, _started(base, now))
@@ -502,25 +505,6 @@ def _filtered(
     event = history_event(message, now, preferences.FILTERED, reason=why)
     done = StepSucceeded(index, message_id=message.id)
     return StepResult(done, [filtered], [*events, event])
-
-
-def _new_message(run: Run, message_id: str, outgoing: Outgoing, now: float) -> Message:
-    """The message of a send step (POST /send pre-creates it)."""
-    spec = outgoing.message
-    to = spec.get("to") or {}
-    template = spec.get("template")
-    return Message(
-        workspace_id=run.workspace_id,
-        id=message_id,
-        status="ENQUEUED",
-        enqueued_at=now,
-        updated_at=now,
-        recipient=send.recipient_id(to),
-        notification=template,
-        event=template,
-        run_id=run.id,
-        idempotency_key=outgoing.idempotency_key or message_id,
-    )
 
 
 def _candidate(configured: Configured, profile: Mapping[str, Any]) -> routing.Candidate:

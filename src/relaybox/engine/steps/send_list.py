@@ -48,7 +48,7 @@ from relaybox.engine.steps.base import Checkpoint, StepResult
 from relaybox.engine.steps.fetch_data import WebhookRequest, fetch_object, parse_request
 from relaybox.errors import ValidationError
 from relaybox.providers.outbound import OutboundGuard
-from relaybox.storage.base import IdempotencyWrite, Store, Subscription
+from relaybox.storage.base import IdempotencyWrite, Store
 
 #: Subscribers read (and children created) per round trip.
 PAGE_SIZE = 100
@@ -103,19 +103,7 @@ class SendListStep:
         if matcher is None and await self._store.get_list(run.workspace_id, str(list_id)) is None:
             return _failed(index, f"List {list_id} not found")
         request_id = await _request_id(run, index, now, checkpoint)
-        fan = _FanOut(
-            self._store,
-            self._http,
-            self._guard,
-            self._fetches,
-            self._page_size,
-            run,
-            index,
-            request_id,
-            body,
-            source,
-            now,
-        )
+        fan = self._fan_out(run, index, request_id, body, source, now)
         tally = _Tally()
         if matcher is None:
             await fan.one_list(str(list_id), tally)
@@ -128,10 +116,7 @@ class SendListStep:
             output = {"list_pattern": pattern, "lists": lists, "subscriptions": tally.sent}
         if source is not None:
             output["data_source"] = {"failed": tally.failed, "errors": tally.errors}
-        # An explicit ref: the request id names no single message whose status could be read.
-        ref = {"status": "PROCESSED", "message_id": request_id, **output}
-        done = StepSucceeded(index, message_id=request_id, output=output, ref=ref)
-        return StepResult(done, wake=True)
+        return _done(index, request_id, output)
 
     async def _to_audience(
         self, run: Run, index: int, now: float, checkpoint: Checkpoint, audience_id: str
@@ -141,33 +126,40 @@ class SendListStep:
             return _failed(index, f"Audience {audience_id} not found")
         body = _body(run.steps_def[index], run)
         request_id = await _request_id(run, index, now, checkpoint)
-        fan = _FanOut(
-            self._store,
-            None,
-            None,
-            self._fetches,
-            self._page_size,
-            run,
-            index,
-            request_id,
-            body,
-            None,
-            now,
-        )
+        fan = self._fan_out(run, index, request_id, body, None, now)
         tally = _Tally()
-        page: list[Subscription] = []
+        page: list[str] = []
         async for user_id in audiences.members(
             self._store, run.workspace_id, found.published or {}
         ):
-            page.append(Subscription(run.workspace_id, audience_id, user_id, now))
+            page.append(user_id)
             if len(page) == self._page_size:
                 await fan.page(page, tally)
                 page = []
         await fan.page(page, tally)
-        output = {"audience_id": audience_id, "recipients": tally.sent}
-        ref = {"status": "PROCESSED", "message_id": request_id, **output}
-        return StepResult(
-            StepSucceeded(index, message_id=request_id, output=output, ref=ref), wake=True
+        return _done(index, request_id, {"audience_id": audience_id, "recipients": tally.sent})
+
+    def _fan_out(
+        self,
+        run: Run,
+        index: int,
+        request_id: str,
+        body: dict[str, Any],
+        source: WebhookRequest | None,
+        now: float,
+    ) -> _FanOut:
+        return _FanOut(
+            store=self._store,
+            http=self._http,
+            guard=self._guard,
+            fetches=self._fetches,
+            page_size=self._page_size,
+            run=run,
+            index=index,
+            request_id=request_id,
+            body=body,
+            source=source,
+            now=now,
         )
 
     def _data_source(self, raw: Any) -> WebhookRequest | None:
@@ -219,17 +211,16 @@ class _FanOut:
             page = await self.store.list_subscribers(
                 self.run.workspace_id, list_id, after=after, limit=self.page_size
             )
-            await self.page(page, tally)
+            await self.page([s.user_id for s in page], tally)
             if len(page) < self.page_size:
                 return
             after = page[-1].user_id
 
-    async def page(self, page: list[Subscription], tally: _Tally) -> None:
+    async def page(self, user_ids: list[str], tally: _Tally) -> None:
         """Create the children of one page of recipients together (one group commit)."""
-        await asyncio.gather(*(self._one(s, tally) for s in page))
+        await asyncio.gather(*(self._one(u, tally) for u in user_ids))
 
-    async def _one(self, subscription: Subscription, tally: _Tally) -> None:
-        user_id = subscription.user_id
+    async def _one(self, user_id: str, tally: _Tally) -> None:
         ws = self.run.workspace_id
         key = f"relaybox:send-list:{self.request_id}:{user_id}"
         data = dict(self.body.get("data") or {})
@@ -278,10 +269,8 @@ class _FanOut:
         if spec.get("recipient_data"):
             to["data"] = dict(spec["recipient_data"])
         delay = spec.get("delay")
-        profile: dict[str, Any] = {}
-        if isinstance(delay, dict) and delay.get("window") and not delay.get("timezone"):
-            # The subscriber's own time zone decides when its window opens.
-            profile = await self.store.get_profile(self.run.workspace_id, user_id) or {}
+        # The subscriber's own time zone decides when its window opens.
+        profile = await send_runs.zone_profile(self.store, self.run.workspace_id, delay, to)
         built = send_runs.message_run(
             self.run.workspace_id,
             {**self.body, "to": to, "data": data},
@@ -327,6 +316,13 @@ def _body(spec: dict[str, Any], run: Run) -> dict[str, Any]:
         "data": {**run.context.data, **(extra or {})},
         "brand_id": spec.get("brand") or run.context.brand,
     }
+
+
+def _done(index: int, request_id: str, output: dict[str, Any]) -> StepResult:
+    # An explicit ref: the request id names no single message whose status could be read.
+    ref = {"status": "PROCESSED", "message_id": request_id, **output}
+    done = StepSucceeded(index, message_id=request_id, output=output, ref=ref)
+    return StepResult(done, wake=True)
 
 
 def _failed(index: int, error: str) -> StepResult:
